@@ -1,11 +1,29 @@
+/* starinfer: long-context inference with Star Attention across MPI ranks. */
 #include <stdio.h>
+#include <string.h>
 
+#include "launcher/commands.h"
 #include "runtime/version.h"
+
+static const char *usage =
+    "usage: starinfer <command> [options]\n"
+    "commands:\n"
+    "  generate   run a prompt on one process with global attention\n"
+    "  --version  print the version\n"
+    "Run 'starinfer <command> --help' for a command's options.\n";
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("starinfer %s\n", starinfer_version());
-    return 0;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("starinfer %s\n", starinfer_version());
+        return 0;
+    }
+    if (!strcmp(argv[1], "generate"))
+        return cmd_generate(argc - 2, argv + 2);
+    fprintf(stderr, "starinfer: unknown command '%s'\n%s", argv[1], usage);
+    return 2;
 }

@@ -1,0 +1,67 @@
+/* The backend interface: every operation the model's forward pass needs, on buffers that live
+ * where the backend computes (host memory for the CPU, device memory for CUDA). The CPU backend is
+ * the reference: fp32 throughout, the matrix products through BLAS.
+ *
+ * Attention is split so that partial results over different key sets (an anchor and a block, or
+ * the KV caches of different MPI ranks) can be merged exactly (Star Attention, arXiv 2411.17116,
+ * section 2.2): a row's state is its running max m, denominator l = sum exp(s - m) and
+ * unnormalised numerator o = sum exp(s - m) v, as in online softmax. */
+#ifndef STARINFER_KERNELS_BACKEND_H
+#define STARINFER_KERNELS_BACKEND_H
+
+#include <stddef.h>
+
+/* One set of keys and values attended to by NQ query tokens. Key j is visible to query i iff
+ * j <= i + diag; diag >= nk makes every key visible (context keys), diag = 0 is plain causal
+ * attention of new tokens over themselves. */
+typedef struct {
+    const float *k;   /* [nk][kv_stride], head g at offset g * head_dim */
+    const float *v;   /* [nk][kv_stride] */
+    int nk;
+    int kv_stride;
+    int diag;
+} attn_keys;
+
+/* Attention state of NQ query tokens x N_HEADS heads; row r = i * n_heads + h. */
+typedef struct {
+    float *m; /* [rows] */
+    float *l; /* [rows] */
+    float *o; /* [rows][head_dim] */
+} attn_state;
+
+typedef struct backend {
+    const char *name;
+    void *(*alloc)(size_t bytes, const char *what);
+    void (*free)(void *p);
+    void (*to_device)(void *dst, const void *src, size_t bytes);
+    void (*to_host)(void *dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+
+    /* out[i] = table[ids[i]], rows of DIM. IDS is a host array. */
+    void (*embedding)(float *out, const float *table, const int *ids, int n, int dim);
+    /* out[i] = x[i] / rms(x[i]) * w, per row of DIM (HF LlamaRMSNorm, fp32). */
+    void (*rmsnorm)(float *out, const float *x, const float *w, int n, int dim, float eps);
+    /* out[n][rows] = x[n][cols] . w[rows][cols]^T (a torch Linear without bias). */
+    void (*matmul)(float *out, const float *x, const float *w, int n, int cols, int rows);
+    /* Rotates N_HEADS heads of HEAD_DIM in every row of X (stride ROW) by position POS[i]
+     * (host array), rotate-half convention, angle pos * inv_freq[j] in fp32. */
+    void (*rope)(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
+                 const float *inv_freq);
+    /* gate[i] = silu(gate[i]) * up[i] */
+    void (*swiglu)(float *gate, const float *up, size_t n);
+    /* y[i] += x[i] */
+    void (*add)(float *y, const float *x, size_t n);
+
+    /* Sets ROWS rows to m = -inf, l = 0, o = 0. */
+    void (*attn_init)(attn_state *s, int rows, int head_dim);
+    /* Folds the keys KEYS into the state of NQ queries Q [nq][n_heads * head_dim] (grouped-query
+     * attention: query head h reads KV head h / (n_heads / n_kv_heads)). */
+    void (*attn_accumulate)(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                            int head_dim, const attn_keys *keys, float scale);
+    /* out[r] = o[r] / l[r] (zero where l = 0: a row that saw no key). OUT may alias s->o. */
+    void (*attn_finalize)(float *out, const attn_state *s, int rows, int head_dim);
+} backend;
+
+const backend *backend_cpu(void);
+
+#endif

@@ -1,0 +1,20 @@
+/* The CPU backend's operations (fp32, OpenMP over rows, BLAS for the matrix products). Each is
+ * documented where backend.h declares its slot. */
+#ifndef STARINFER_KERNELS_CPU_OPS_H
+#define STARINFER_KERNELS_CPU_OPS_H
+
+#include "kernels/backend.h"
+
+void cpu_embedding(float *out, const float *table, const int *ids, int n, int dim);
+void cpu_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps);
+void cpu_matmul(float *out, const float *x, const float *w, int n, int cols, int rows);
+void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
+              const float *inv_freq);
+void cpu_swiglu(float *gate, const float *up, size_t n);
+void cpu_add(float *y, const float *x, size_t n);
+void cpu_attn_init(attn_state *s, int rows, int head_dim);
+void cpu_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                         int head_dim, const attn_keys *keys, float scale);
+void cpu_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
+
+#endif

@@ -1,0 +1,26 @@
+#include <math.h>
+
+#include "kernels/cpu/cpu_ops.h"
+
+/* Rotary embedding in the rotate-half convention of HF checkpoints: for j < d/2,
+ * x'[j] = x[j] cos - x[j + d/2] sin and x'[j + d/2] = x[j + d/2] cos + x[j] sin, with the angle
+ * pos * inv_freq[j] rounded to fp32 as the reference computes it. */
+void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
+              const float *inv_freq)
+{
+    int half = head_dim / 2;
+#pragma omp parallel for
+    for (int i = 0; i < n; i++) {
+        float p = (float)pos[i];
+        for (int j = 0; j < half; j++) {
+            float angle = p * inv_freq[j];
+            float c = cosf(angle), s = sinf(angle);
+            for (int h = 0; h < n_heads; h++) {
+                float *xh = x + (size_t)i * row + (size_t)h * head_dim;
+                float a = xh[j], b = xh[j + half];
+                xh[j] = a * c - b * s;
+                xh[j + half] = b * c + a * s;
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/* Command-line values, checked as they are read so that a bad one is reported with the flag
+ * that carried it, and the generation flags that every command shares. */
+#ifndef STARINFER_LAUNCHER_ARGS_H
+#define STARINFER_LAUNCHER_ARGS_H
+
+#include <stdint.h>
+
+#include "kernels/check.h"
+#include "runtime/generation.h"
+
+#define MAX_STOP_STRINGS 16
+
+int parse_int(const char *flag, const char *value, long min, long max, long *out, si_error *err);
+int parse_float(const char *flag, const char *value, double min, double max, double *out,
+                si_error *err);
+int parse_u64(const char *flag, const char *value, uint64_t *out, si_error *err);
+
+/* Flags shared by generate, run and eval. */
+typedef struct {
+    gen_params gen;
+    const char *stop[MAX_STOP_STRINGS];
+    int use_chat; /* --chat-template auto (1) or none (0) */
+} gen_flags;
+
+#define GEN_FLAGS_HELP                                                                            \
+    "  --max-new-tokens N     tokens to generate at most (default 64)\n"                          \
+    "  --temperature T        0 for greedy (default), else sample with --top-p P and --seed S\n"  \
+    "  --stop STR             end the answer before STR (repeatable)\n"                           \
+    "  --chat-template MODE   auto (the model's Llama 3 template when it has one) or none\n"
+
+void gen_flags_init(gen_flags *g);
+/* 1 when FLAG is a generation flag and VALUE was taken, 0 when it is not one, -1 on error. */
+int gen_flags_parse(gen_flags *g, const char *flag, const char *value, si_error *err);
+
+/* Reads a whole file (PATH "-" is standard input) into a malloc'd NUL-terminated string. */
+char *read_text(const char *path, const char *flag, size_t *len, si_error *err);
+
+#endif

@@ -1,0 +1,128 @@
+/* starinfer generate: one process, global attention, greedy by default. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher/args.h"
+#include "launcher/commands.h"
+#include "launcher/prompt.h"
+#include "runtime/generation.h"
+#include "runtime/global_attention.h"
+#include "runtime/timer.h"
+
+static const char *usage =
+    "usage: starinfer generate --model DIR --prompt TEXT [options]\n"
+    "Runs the model on one process with global attention and prints the continuation.\n"
+    "  --json                 print the answer, timings and memory as JSON\n" GEN_FLAGS_HELP;
+
+typedef struct {
+    const char *model_dir, *prompt;
+    int json;
+    gen_flags g;
+} generate_opts;
+
+static int parse(generate_opts *o, int argc, char **argv, si_error *err)
+{
+    memset(o, 0, sizeof *o);
+    gen_flags_init(&o->g);
+    for (int i = 0; i < argc;) {
+        const char *flag = argv[i++];
+        if (!strcmp(flag, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (i == argc)
+            return si_error_set(err, "%s needs a value\n%s", flag, usage);
+        const char *value = argv[i++];
+        int rc = gen_flags_parse(&o->g, flag, value, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0 && !strcmp(flag, "--model"))
+            o->model_dir = value;
+        else if (rc == 0 && !strcmp(flag, "--prompt"))
+            o->prompt = value;
+        else if (rc == 0)
+            return si_error_set(err, "unknown argument '%s'\n%s", flag, usage);
+    }
+    if (!o->model_dir || !o->prompt)
+        return si_error_set(err, "--model and --prompt are required\n%s", usage);
+    return 0;
+}
+
+static void print_json(const generate_opts *o, int n_prompt, double prefill_s,
+                       const gen_result *r, size_t bytes)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "text", r->text);
+    cJSON_AddStringToObject(root, "finish", r->finish);
+    cJSON_AddNumberToObject(root, "prompt_tokens", n_prompt);
+    cJSON_AddNumberToObject(root, "generated_tokens", r->n_tokens);
+    cJSON_AddItemToObject(root, "tokens", cJSON_CreateIntArray(r->tokens, r->n_tokens));
+    cJSON *t = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(t, "prefill_s", prefill_s);
+    cJSON_AddNumberToObject(t, "decode_s", r->seconds);
+    cJSON_AddNumberToObject(t, "prefill_tokens_per_s", n_prompt / (prefill_s > 0 ? prefill_s : 1));
+    cJSON_AddNumberToObject(t, "decode_tokens_per_s",
+                            r->n_tokens > 1 ? (r->n_tokens - 1) / r->seconds : 0);
+    cJSON_AddNumberToObject(root, "memory_bytes", (double)bytes);
+    cJSON_AddStringToObject(root, "model", o->model_dir);
+    char *s = cJSON_Print(root);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(root);
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    generate_opts o;
+    si_error err;
+    if (argc == 1 && !strcmp(argv[0], "--help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (parse(&o, argc, argv, &err) != 0) {
+        fprintf(stderr, "starinfer generate: %s\n", err.msg);
+        return 2;
+    }
+    model m;
+    int *ids = NULL, n = 0;
+    if (model_load(&m, o.model_dir, &err) != 0 || prompt_encode(&m, o.g.use_chat, o.prompt, &ids, &n,
+                                                                &err) != 0) {
+        fprintf(stderr, "starinfer generate: %s\n", err.msg);
+        return 1;
+    }
+    int capacity = n + o.g.gen.max_new_tokens;
+    if (capacity > m.cfg.max_position_embeddings) {
+        fprintf(stderr,
+                "starinfer generate: the prompt (%d tokens) plus --max-new-tokens (%d) needs %d "
+                "positions, more than the model's max_position_embeddings (%d, config.json)\n"
+                "  HINT: shorten the prompt or lower --max-new-tokens\n",
+                n, o.g.gen.max_new_tokens, capacity, m.cfg.max_position_embeddings);
+        return 1;
+    }
+    int chunk = n < 512 ? n : 512;
+    size_t bytes = m.w.bytes + global_runner_bytes(&m.cfg, capacity, chunk);
+    si_log("%d prompt tokens; memory: %.1f MiB (weights %.1f MiB, KV cache and activations %.1f "
+           "MiB)",
+           n, bytes / 1048576.0, m.w.bytes / 1048576.0, (bytes - m.w.bytes) / 1048576.0);
+    global_runner g;
+    global_runner_init(&g, &m, backend_cpu(), capacity, chunk);
+    double t0 = timer_now();
+    const float *logits = global_prefill(&g, ids, n, 0);
+    double prefill_s = timer_now() - t0;
+    si_log("prefill: %d tokens in %.3f s (%.1f tokens/s)", n, prefill_s, n / prefill_s);
+    gen_driver d = {.step = global_step, .user = &g, .is_root = 1,
+                    .stream = o.json ? NULL : stdout};
+    gen_result r;
+    generate_tokens(&m, logits, n, &o.g.gen, &d, &r);
+    si_log("decode: %d tokens in %.3f s (%.1f tokens/s), finished by %s", r.n_tokens, r.seconds,
+           r.n_tokens > 1 ? (r.n_tokens - 1) / r.seconds : 0.0, r.finish);
+    if (o.json)
+        print_json(&o, n, prefill_s, &r, bytes);
+    gen_result_free(&r);
+    global_runner_free(&g);
+    free(ids);
+    model_free(&m);
+    return 0;
+}

@@ -1,0 +1,7 @@
+#ifndef STARINFER_LAUNCHER_COMMANDS_H
+#define STARINFER_LAUNCHER_COMMANDS_H
+
+/* Each takes the arguments after its name and returns the process's exit code. */
+int cmd_generate(int argc, char **argv);
+
+#endif

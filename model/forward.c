@@ -1,0 +1,178 @@
+#include "model/forward.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t act_floats(const model_config *c, int n_max, int logit_rows, size_t *parts)
+{
+    size_t n = (size_t)n_max, qd = (size_t)c->n_heads * c->head_dim;
+    size_t rows = n * c->n_heads;
+    size_t sizes[] = {
+        n * c->hidden_size,       /* x */
+        n * c->hidden_size,       /* xb */
+        n * qd,                   /* q */
+        n * qd,                   /* att: the attention state's o, normalised in place */
+        n * c->intermediate_size, /* hb */
+        n * c->intermediate_size, /* hb2 */
+        (size_t)logit_rows * c->vocab_size,
+        rows, /* m */
+        rows, /* l */
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        if (parts)
+            parts[i] = sizes[i];
+        total += sizes[i];
+    }
+    return total;
+}
+
+size_t forward_state_bytes(const model_config *cfg, int n_max, int logit_rows)
+{
+    return sizeof(float) * act_floats(cfg, n_max, logit_rows, NULL);
+}
+
+void forward_state_init(forward_state *fs, const model *m, const backend *be, int n_max,
+                        int logit_rows)
+{
+    memset(fs, 0, sizeof *fs);
+    fs->m = m;
+    fs->be = be;
+    fs->n_max = n_max;
+    fs->logit_rows = logit_rows;
+    size_t parts[9];
+    size_t total = act_floats(&m->cfg, n_max, logit_rows, parts);
+    float *p = be->alloc(sizeof(float) * total, "activations");
+    float **slots[] = {&fs->x,   &fs->xb,     &fs->q,       &fs->att,    &fs->hb,
+                       &fs->hb2, &fs->logits, &fs->state.m, &fs->state.l};
+    for (int i = 0; i < 9; i++) {
+        *slots[i] = p;
+        p += parts[i];
+    }
+    fs->state.o = fs->att;
+    fs->logits_host = mallocCheck(sizeof(float) * (size_t)logit_rows * m->cfg.vocab_size,
+                                  "host logits");
+}
+
+void forward_state_free(forward_state *fs)
+{
+    if (fs->x)
+        fs->be->free(fs->x);
+    free(fs->logits_host);
+    memset(fs, 0, sizeof *fs);
+}
+
+static attn_keys span_keys(const kv_span *s, int layer, int kv_dim, int from, int nk, int diag)
+{
+    size_t off = (size_t)layer * s->layer_stride + (size_t)from * kv_dim;
+    attn_keys keys = {s->k + off, s->v + off, nk, kv_dim, diag};
+    return keys;
+}
+
+/* Projects the new tokens' keys and values straight into the store's rows, rotated. */
+static void store_kv(forward_state *fs, int layer, const int *pos, int n, kv_span *st)
+{
+    const model_config *c = &fs->m->cfg;
+    const layer_weights *w = &fs->m->w.layers[layer];
+    const backend *be = fs->be;
+    int kvd = c->n_kv_heads * c->head_dim;
+    size_t off = (size_t)layer * st->layer_stride + (size_t)st->rows * kvd;
+    be->matmul(st->k + off, fs->xb, w->wk, n, c->hidden_size, kvd);
+    be->matmul(st->v + off, fs->xb, w->wv, n, c->hidden_size, kvd);
+    be->rope(st->k + off, pos, n, kvd, c->n_kv_heads, c->head_dim, fs->m->inv_freq);
+}
+
+/* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
+ * folded into the online-softmax state, combined across processes, normalised, projected. */
+static void attention_block(forward_state *fs, int layer, const int *pos, int n,
+                            const forward_args *args)
+{
+    const model_config *c = &fs->m->cfg;
+    const layer_weights *w = &fs->m->w.layers[layer];
+    const backend *be = fs->be;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    float scale = 1.0f / sqrtf((float)c->head_dim);
+
+    be->matmul(fs->q, fs->xb, w->wq, n, c->hidden_size, qd);
+    be->rope(fs->q, pos, n, qd, c->n_heads, c->head_dim, fs->m->inv_freq);
+    be->attn_init(&fs->state, n * c->n_heads, c->head_dim);
+    for (int i = 0; i < args->n_prefix; i++) {
+        const kv_span *s = &args->prefix[i];
+        attn_keys keys = span_keys(s, layer, kvd, 0, s->rows, INT_MAX);
+        be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
+                            scale);
+    }
+    kv_span *st = args->store;
+    if (st) {
+        store_kv(fs, layer, pos, n, st);
+        attn_keys keys = span_keys(st, layer, kvd, args->self_from,
+                                   st->rows + n - args->self_from, st->rows - args->self_from);
+        be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
+                            scale);
+    }
+    if (args->combine)
+        args->combine(args->combine_user, &fs->state, n * c->n_heads, c->head_dim);
+    be->attn_finalize(fs->att, &fs->state, n * c->n_heads, c->head_dim);
+    be->matmul(fs->xb, fs->att, w->wo, n, qd, c->hidden_size);
+    be->add(fs->x, fs->xb, (size_t)n * c->hidden_size);
+}
+
+static void mlp_block(forward_state *fs, int layer, int n)
+{
+    const model_config *c = &fs->m->cfg;
+    const layer_weights *w = &fs->m->w.layers[layer];
+    const backend *be = fs->be;
+    be->rmsnorm(fs->xb, fs->x, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
+    be->matmul(fs->hb, fs->xb, w->w_gate, n, c->hidden_size, c->intermediate_size);
+    be->matmul(fs->hb2, fs->xb, w->w_up, n, c->hidden_size, c->intermediate_size);
+    be->swiglu(fs->hb, fs->hb2, (size_t)n * c->intermediate_size);
+    be->matmul(fs->xb, fs->hb, w->w_down, n, c->intermediate_size, c->hidden_size);
+    be->add(fs->x, fs->xb, (size_t)n * c->hidden_size);
+}
+
+static const float *lm_head(forward_state *fs, int n, forward_logits which)
+{
+    const model_config *c = &fs->m->cfg;
+    const backend *be = fs->be;
+    int first = which == FORWARD_LOGITS_LAST ? n - 1 : 0, rows = n - first;
+    if (rows > fs->logit_rows)
+        si_fatal("forward asked for %d rows of logits, sized for %d", rows, fs->logit_rows);
+    const float *x = fs->x + (size_t)first * c->hidden_size;
+    be->rmsnorm(fs->xb, x, fs->m->w.norm, rows, c->hidden_size, c->rms_norm_eps);
+    be->matmul(fs->logits, fs->xb, fs->m->w.lm_head, rows, c->hidden_size, c->vocab_size);
+    be->to_host(fs->logits_host, fs->logits, sizeof(float) * (size_t)rows * c->vocab_size);
+    return fs->logits_host;
+}
+
+const float *forward(forward_state *fs, const int *tokens, const int *pos, int n,
+                     const forward_args *args)
+{
+    const model_config *c = &fs->m->cfg;
+    if (n <= 0 || n > fs->n_max)
+        si_fatal("forward called with %d tokens, sized for 1..%d", n, fs->n_max);
+    if (args->store && args->store->rows + n > args->store->capacity)
+        si_fatal("KV cache overflow: %d rows + %d new > capacity %d", args->store->rows, n,
+                 args->store->capacity);
+    const backend *be = fs->be;
+    /* When only the keys and values are wanted (encoding context), the last layer's attention
+     * and MLP feed nothing that is kept: compute its K/V and stop. */
+    int kv_only = args->logits == FORWARD_LOGITS_NONE && !args->combine && args->store;
+    be->embedding(fs->x, fs->m->w.embed, tokens, n, c->hidden_size);
+    for (int layer = 0; layer < c->n_layers; layer++) {
+        be->rmsnorm(fs->xb, fs->x, fs->m->w.layers[layer].attn_norm, n, c->hidden_size,
+                    c->rms_norm_eps);
+        if (kv_only && layer == c->n_layers - 1) {
+            store_kv(fs, layer, pos, n, args->store);
+            break;
+        }
+        attention_block(fs, layer, pos, n, args);
+        mlp_block(fs, layer, n);
+    }
+    if (args->store)
+        args->store->rows += n;
+    if (args->logits == FORWARD_LOGITS_NONE)
+        return NULL;
+    return lm_head(fs, n, args->logits);
+}

@@ -1,0 +1,63 @@
+/* The Llama forward pass over N new tokens with explicit position ids, on any backend.
+ *
+ * Which keys the new tokens see is the caller's choice, so that one forward serves global
+ * attention, Star Attention's phase 1 (a block after its anchor) and phase 2 (the query over a
+ * rank's cache, merged across ranks through COMBINE). */
+#ifndef STARINFER_MODEL_FORWARD_H
+#define STARINFER_MODEL_FORWARD_H
+
+#include "kernels/backend.h"
+#include "model/model.h"
+
+/* Keys and values of every layer for a run of positions: layer L's row R is at
+ * k + L * layer_stride + R * kv_dim. */
+typedef struct {
+    float *k;
+    float *v;
+    size_t layer_stride; /* floats */
+    int rows;            /* rows in use */
+    int capacity;        /* rows available */
+} kv_span;
+
+/* Called once per layer with the attention state of every (token, head) row, after the local
+ * keys are folded in and before it is normalised: the place to merge with other processes. */
+typedef void (*attn_combine_fn)(void *user, attn_state *s, int rows, int head_dim);
+
+typedef enum {
+    FORWARD_LOGITS_NONE = 0,
+    FORWARD_LOGITS_LAST, /* logits of the last new token only */
+    FORWARD_LOGITS_ALL,  /* logits of every new token */
+} forward_logits;
+
+typedef struct {
+    const kv_span *prefix; /* key sets every new token sees in full */
+    int n_prefix;
+    kv_span *store;        /* new K/V go to rows [store->rows, +n); NULL: not computed */
+    int self_from;         /* new tokens see store rows [self_from, store->rows + n) causally */
+    attn_combine_fn combine;
+    void *combine_user;
+    forward_logits logits;
+} forward_args;
+
+typedef struct {
+    const model *m;
+    const backend *be;
+    int n_max;      /* most new tokens per call */
+    int logit_rows; /* most logit rows per call */
+    float *x, *xb, *q, *att, *hb, *hb2, *logits;
+    attn_state state;
+    float *logits_host;
+} forward_state;
+
+/* Sizes every activation for N_MAX new tokens and LOGIT_ROWS rows of logits, in one go. */
+void forward_state_init(forward_state *fs, const model *m, const backend *be, int n_max,
+                        int logit_rows);
+void forward_state_free(forward_state *fs);
+size_t forward_state_bytes(const model_config *cfg, int n_max, int logit_rows);
+
+/* Runs N <= n_max tokens at positions POS. Returns host logits ([1][vocab] for LAST, [n][vocab]
+ * for ALL) or NULL for NONE. On return args->store->rows has grown by N. */
+const float *forward(forward_state *fs, const int *tokens, const int *pos, int n,
+                     const forward_args *args);
+
+#endif

@@ -1,0 +1,51 @@
+#include "model/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/rope_freqs.h"
+
+static int load_tokenizer(model *m, const char *dir, si_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (tokenizer_load(&m->tok, path, err) != 0)
+        return -1;
+    if (tokenizer_vocab_size(m->tok) > m->cfg.vocab_size)
+        return si_error_set(err,
+                            "%s has %d tokens but config.json's vocab_size is %d\n"
+                            "  HINT: the tokenizer and the weights come from different models",
+                            path, tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
+    return chat_format_detect(&m->chat, dir, err);
+}
+
+int model_load(model *m, const char *dir, si_error *err)
+{
+    memset(m, 0, sizeof *m);
+    if (model_config_load(&m->cfg, dir, err) != 0)
+        return -1;
+    st_set set = {0};
+    if (st_open_dir(&set, dir, err) != 0)
+        return -1;
+    int rc = model_weights_load(&m->w, &m->cfg, &set, err);
+    st_close(&set); /* weights are converted into their own allocation */
+    if (rc != 0)
+        return -1;
+    if (load_tokenizer(m, dir, err) != 0) {
+        model_free(m);
+        return -1;
+    }
+    m->inv_freq = mallocCheck(sizeof(float) * (m->cfg.head_dim / 2), "RoPE frequencies");
+    rope_inv_freq(m->inv_freq, &m->cfg);
+    return 0;
+}
+
+void model_free(model *m)
+{
+    model_weights_free(&m->w);
+    if (m->tok)
+        tokenizer_free(m->tok);
+    free(m->inv_freq);
+    memset(m, 0, sizeof *m);
+}

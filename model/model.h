@@ -1,0 +1,24 @@
+/* A loaded model: its config, weights, tokenizer, chat format and RoPE frequencies, read from a
+ * Hugging Face directory as downloaded. */
+#ifndef STARINFER_MODEL_MODEL_H
+#define STARINFER_MODEL_MODEL_H
+
+#include "model/chat.h"
+#include "model/config.h"
+#include "model/tokenizer.h"
+#include "model/weights.h"
+
+typedef struct {
+    model_config cfg;
+    model_weights w;
+    tokenizer *tok;
+    chat_format chat;
+    float *inv_freq; /* [head_dim / 2] */
+} model;
+
+/* Loads DIR/config.json (+ generation_config.json), the safetensors weights (single file or
+ * sharded), DIR/tokenizer.json and DIR/tokenizer_config.json. Errors name the file at fault. */
+int model_load(model *m, const char *dir, si_error *err);
+void model_free(model *m);
+
+#endif

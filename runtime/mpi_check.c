@@ -1,0 +1,52 @@
+#include "runtime/mpi_check.h"
+
+#include <stdio.h>
+
+static void abort_job(int code)
+{
+    MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+void mpi_check_at(int rc, const char *call, const char *file, int line)
+{
+    if (rc == MPI_SUCCESS)
+        return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    si_fatal_at(file, line,
+                "%s failed: %s\n"
+                "  HINT: another rank may have died (see the launcher's messages above), or the "
+                "network between nodes failed",
+                call, msg);
+}
+
+int mpi_rank(void)
+{
+    int r = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+int mpi_size(void)
+{
+    int n = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    return n;
+}
+
+void mpi_start(int *argc, char ***argv)
+{
+    MPI_Init(argc, argv);
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "rank %d", mpi_rank());
+    si_set_log_prefix(prefix);
+    si_set_fatal_handler(abort_job);
+}
+
+void mpi_stop(void)
+{
+    si_set_fatal_handler(NULL);
+    MPI_Finalize();
+}

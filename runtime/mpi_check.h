@@ -1,0 +1,20 @@
+/* Checked MPI calls: a failure names the call, the rank and the error, then ends the whole job
+ * with MPI_Abort so that no rank waits forever in a collective. */
+#ifndef STARINFER_RUNTIME_MPI_CHECK_H
+#define STARINFER_RUNTIME_MPI_CHECK_H
+
+#include <mpi.h>
+
+#include "kernels/check.h"
+
+void mpi_check_at(int rc, const char *call, const char *file, int line);
+#define mpiCheck(call) mpi_check_at((call), #call, __FILE__, __LINE__)
+
+/* Starts MPI (errors returned rather than fatal, so they can be reported), names the log prefix
+ * after the rank, and makes every fatal error end the job through MPI_Abort. */
+void mpi_start(int *argc, char ***argv);
+void mpi_stop(void);
+int mpi_rank(void);
+int mpi_size(void);
+
+#endif

@@ -1,0 +1,116 @@
+#include "runtime/star_merge.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/mpi_check.h"
+#include "runtime/timer.h"
+
+static float weight(float m, float max)
+{
+    return m == -INFINITY ? 0.0f : expf(m - max);
+}
+
+/* The user-defined reduction over (m, l, o[d]) records: inout = merge(in, inout). */
+static void merge_records(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    int size;
+    MPI_Type_size(*type, &size);
+    int width = size / (int)sizeof(float), d = width - 2;
+    const float *a = in;
+    float *b = inout;
+    for (int r = 0; r < *len; r++, a += width, b += width) {
+        float max = fmaxf(a[0], b[0]);
+        float wa = weight(a[0], max), wb = weight(b[0], max);
+        b[0] = max;
+        b[1] = a[1] * wa + b[1] * wb;
+        for (int t = 0; t < d; t++)
+            b[2 + t] = a[2 + t] * wa + b[2 + t] * wb;
+    }
+}
+
+void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, int head_dim,
+                     int max_rows)
+{
+    memset(mg, 0, sizeof *mg);
+    mg->comm = comm;
+    mg->mode = mode;
+    mg->head_dim = head_dim;
+    mg->max_rows = max_rows;
+    mg->buf = mallocCheck(sizeof(float) * (size_t)max_rows * (head_dim + 2), "merge buffer");
+    mpiCheck(MPI_Type_contiguous(head_dim + 2, MPI_FLOAT, &mg->record));
+    mpiCheck(MPI_Type_commit(&mg->record));
+    mpiCheck(MPI_Op_create(merge_records, 1, &mg->op));
+}
+
+void star_merge_free(star_merge *mg)
+{
+    if (!mg->buf)
+        return;
+    free(mg->buf);
+    MPI_Type_free(&mg->record);
+    MPI_Op_free(&mg->op);
+    memset(mg, 0, sizeof *mg);
+}
+
+static void merge_one_call(star_merge *mg, attn_state *s, int rows, int d)
+{
+    int w = d + 2;
+    for (int r = 0; r < rows; r++) {
+        float *rec = mg->buf + (size_t)r * w;
+        rec[0] = s->m[r];
+        rec[1] = s->l[r];
+        memcpy(rec + 2, s->o + (size_t)r * d, sizeof(float) * d);
+    }
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, mg->buf, rows, mg->record, mg->op, mg->comm));
+    for (int r = 0; r < rows; r++) {
+        const float *rec = mg->buf + (size_t)r * w;
+        s->m[r] = rec[0];
+        s->l[r] = rec[1];
+        memcpy(s->o + (size_t)r * d, rec + 2, sizeof(float) * d);
+    }
+}
+
+static void merge_two_calls(star_merge *mg, attn_state *s, int rows, int d)
+{
+    float *max = mg->buf + (size_t)rows * (d + 1);
+    mpiCheck(MPI_Allreduce(s->m, max, rows, MPI_FLOAT, MPI_MAX, mg->comm));
+    for (int r = 0; r < rows; r++) {
+        float wr = weight(s->m[r], max[r]);
+        mg->buf[r] = s->l[r] * wr;
+        float *o = mg->buf + rows + (size_t)r * d;
+        for (int t = 0; t < d; t++)
+            o[t] = s->o[(size_t)r * d + t] * wr;
+    }
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, mg->buf, rows * (d + 1), MPI_FLOAT, MPI_SUM, mg->comm));
+    memcpy(s->m, max, sizeof(float) * rows);
+    memcpy(s->l, mg->buf, sizeof(float) * rows);
+    memcpy(s->o, mg->buf + rows, sizeof(float) * (size_t)rows * d);
+}
+
+void star_merge_combine(void *user, attn_state *s, int rows, int head_dim)
+{
+    star_merge *mg = user;
+    if (rows > mg->max_rows || head_dim != mg->head_dim)
+        si_fatal("merge of %d rows x %d sized for %d x %d", rows, head_dim, mg->max_rows,
+                 mg->head_dim);
+    double t0 = timer_now();
+    if (mg->mode == STAR_MERGE_ONE_CALL)
+        merge_one_call(mg, s, rows, head_dim);
+    else
+        merge_two_calls(mg, s, rows, head_dim);
+    mg->seconds += timer_now() - t0;
+    mg->calls++;
+}
+
+int star_merge_parse_mode(const char *value, star_merge_mode *mode)
+{
+    if (!strcmp(value, "one-call"))
+        *mode = STAR_MERGE_ONE_CALL;
+    else if (!strcmp(value, "two-call"))
+        *mode = STAR_MERGE_TWO_CALLS;
+    else
+        return -1;
+    return 0;
+}

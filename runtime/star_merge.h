@@ -1,0 +1,37 @@
+/* Phase 2's distributed softmax (arXiv 2411.17116, section 2.2; DESIGN.md 1.3): every rank holds,
+ * per (query token, head) row, its local max m_r, denominator l_r and unnormalised numerator o_r;
+ * the ranks combine them exactly in fp32:
+ *   M = max_r m_r,  L = sum_r l_r exp(m_r - M),  O = sum_r o_r exp(m_r - M).
+ * Two forms: MPI_MAX on m then MPI_SUM on the rescaled (l, o) packed in one buffer, or a single
+ * MPI_Allreduce with a user-defined associative, commutative MPI_Op on packed (m, l, o) records.
+ * A rank with no keys for a row holds m = -inf, l = 0, o = 0 and contributes nothing. */
+#ifndef STARINFER_RUNTIME_STAR_MERGE_H
+#define STARINFER_RUNTIME_STAR_MERGE_H
+
+#include <mpi.h>
+
+#include "kernels/backend.h"
+
+typedef enum { STAR_MERGE_ONE_CALL = 0, STAR_MERGE_TWO_CALLS } star_merge_mode;
+
+typedef struct {
+    MPI_Comm comm;
+    star_merge_mode mode;
+    int head_dim;
+    int max_rows;
+    float *buf;          /* packed rows */
+    MPI_Datatype record; /* (2 + head_dim) floats: m, l, o */
+    MPI_Op op;
+    double seconds; /* time spent merging, for the per-stage report */
+    long calls;
+} star_merge;
+
+void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, int head_dim,
+                     int max_rows);
+void star_merge_free(star_merge *mg);
+/* An attn_combine_fn: USER is a star_merge. */
+void star_merge_combine(void *user, attn_state *s, int rows, int head_dim);
+/* Parses --merge's value: "one-call" or "two-call". */
+int star_merge_parse_mode(const char *value, star_merge_mode *mode);
+
+#endif
