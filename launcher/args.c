@@ -84,6 +84,57 @@ int gen_flags_parse(gen_flags *g, const char *flag, const char *value, si_error 
     return 1;
 }
 
+void star_flags_init(star_flags *s)
+{
+    memset(s, 0, sizeof *s);
+    s->req.attn = ATTN_STAR;
+    s->req.chunk = 512;
+    s->req.merge = STAR_MERGE_ONE_CALL;
+}
+
+int star_flags_parse(star_flags *s, const char *flag, const char *value, si_error *err)
+{
+    long n;
+    if (!strcmp(flag, "--model")) {
+        s->model_dir = value;
+    } else if (!strcmp(flag, "--attn")) {
+        if (strcmp(value, "star") && strcmp(value, "global"))
+            return si_error_set(err, "--attn must be 'star' or 'global', got '%s'", value);
+        s->req.attn = strcmp(value, "star") ? ATTN_GLOBAL : ATTN_STAR;
+    } else if (!strcmp(flag, "--block-size")) {
+        if (parse_int(flag, value, 1, 1L << 30, &n, err))
+            return -1;
+        s->req.block = (int)n;
+    } else if (!strcmp(flag, "--anchor-size")) {
+        if (parse_int(flag, value, 1, 1L << 30, &n, err))
+            return -1;
+        s->req.anchor = (int)n;
+    } else if (!strcmp(flag, "--chunk")) {
+        if (parse_int(flag, value, 1, 1L << 20, &n, err))
+            return -1;
+        s->req.chunk = (int)n;
+    } else if (!strcmp(flag, "--merge")) {
+        if (star_merge_parse_mode(value, &s->req.merge))
+            return si_error_set(err, "--merge must be 'one-call' or 'two-call', got '%s'", value);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Checks what the flags say together, once all are read. */
+int star_flags_check(const star_flags *s, si_error *err)
+{
+    if (!s->model_dir)
+        return si_error_set(err, "--model DIR is required");
+    if (s->req.block && s->req.anchor > s->req.block)
+        return si_error_set(err,
+                            "--anchor-size (%d) is larger than --block-size (%d); the anchor is "
+                            "the start of block 0, so it must satisfy 1 <= anchor <= block",
+                            s->req.anchor, s->req.block);
+    return 0;
+}
+
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");

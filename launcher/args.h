@@ -7,6 +7,7 @@
 
 #include "kernels/check.h"
 #include "runtime/generation.h"
+#include "runtime/request.h"
 
 #define MAX_STOP_STRINGS 16
 
@@ -31,6 +32,25 @@ typedef struct {
 void gen_flags_init(gen_flags *g);
 /* 1 when FLAG is a generation flag and VALUE was taken, 0 when it is not one, -1 on error. */
 int gen_flags_parse(gen_flags *g, const char *flag, const char *value, si_error *err);
+
+/* Flags of the attention runtime, shared by run and eval. */
+typedef struct {
+    request_opts req;
+    const char *model_dir;
+} star_flags;
+
+#define STAR_FLAGS_HELP                                                                           \
+    "  --model DIR            a Hugging Face model directory, as downloaded\n"                     \
+    "  --attn MODE            star (default) or global (ordinary attention on rank 0)\n"          \
+    "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"  \
+    "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"         \
+    "  --chunk N              most tokens per forward pass (default 512)\n"                       \
+    "  --merge MODE           one-call (default) or two-call: how ranks merge softmax statistics\n"
+
+void star_flags_init(star_flags *s);
+/* 1 when FLAG is one of these and VALUE was taken, 0 when it is not one, -1 on error. */
+int star_flags_parse(star_flags *s, const char *flag, const char *value, si_error *err);
+int star_flags_check(const star_flags *s, si_error *err);
 
 /* Reads a whole file (PATH "-" is standard input) into a malloc'd NUL-terminated string. */
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err);

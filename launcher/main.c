@@ -8,6 +8,8 @@
 static const char *usage =
     "usage: starinfer <command> [options]\n"
     "commands:\n"
+    "  run        answer a query over a long context with Star Attention across MPI ranks\n"
+    "  eval       answer a JSONL file of requests, appending one result per line\n"
     "  generate   run a prompt on one process with global attention\n"
     "  --version  print the version\n"
     "Run 'starinfer <command> --help' for a command's options.\n";
@@ -24,6 +26,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "generate"))
         return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "run"))
+        return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval"))
+        return cmd_eval(argc - 2, argv + 2);
     fprintf(stderr, "starinfer: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }

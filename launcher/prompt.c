@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Stands for the user's text while the template is rendered: a control character that no
+ * template uses, so the text around it is the template's own. */
+#define USER_SLOT "\x1f"
+
 int prompt_encode(const model *m, int use_chat, const char *text, int **ids, int *n,
                   si_error *err)
 {
@@ -11,5 +15,41 @@ int prompt_encode(const model *m, int use_chat, const char *text, int **ids, int
     int rc = tokenizer_encode(m->tok, rendered, strlen(rendered), fmt == CHAT_FORMAT_RAW, ids, n,
                               err);
     free(rendered);
+    return rc;
+}
+
+static char *concat(const char *a, const char *b, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    char *s = mallocCheck(la + lb + lc + 1, "prompt text");
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb);
+    memcpy(s + la + lb, c, lc + 1);
+    return s;
+}
+
+int prompt_encode_request(const model *m, int use_chat, const char *context, const char *query,
+                          request_ids *r, si_error *err)
+{
+    chat_format fmt = use_chat ? m->chat : CHAT_FORMAT_RAW;
+    char *ctx_text, *query_text;
+    if (fmt == CHAT_FORMAT_RAW) {
+        ctx_text = concat(context, "", "");
+        query_text = concat(query, "", "");
+    } else {
+        char *rendered = chat_render(fmt, NULL, USER_SLOT);
+        char *slot = strstr(rendered, USER_SLOT);
+        *slot = 0;
+        ctx_text = concat(rendered, context, "");
+        query_text = concat("\n\n", query, slot + 1);
+        free(rendered);
+    }
+    int rc = tokenizer_encode(m->tok, ctx_text, strlen(ctx_text), fmt == CHAT_FORMAT_RAW, &r->ctx,
+                              &r->n_ctx, err);
+    if (rc == 0)
+        rc = tokenizer_encode(m->tok, query_text, strlen(query_text), 0, &r->query, &r->n_query,
+                              err);
+    free(ctx_text);
+    free(query_text);
     return rc;
 }

@@ -50,3 +50,10 @@ void mpi_stop(void)
     si_set_fatal_handler(NULL);
     MPI_Finalize();
 }
+
+int mpi_all_ok(int ok)
+{
+    int all = 0;
+    mpiCheck(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    return all;
+}

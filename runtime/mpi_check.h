@@ -16,5 +16,7 @@ void mpi_start(int *argc, char ***argv);
 void mpi_stop(void);
 int mpi_rank(void);
 int mpi_size(void);
+/* True on every rank when OK holds on every rank of MPI_COMM_WORLD. */
+int mpi_all_ok(int ok);
 
 #endif

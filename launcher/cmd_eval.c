@@ -1,0 +1,273 @@
+/* starinfer eval: a JSONL file of {"context", "query", "max_new_tokens"} requests, answered one
+ * after another across every MPI rank, one result line appended (and synced) per request, so that
+ * an interrupted run resumes where it stopped. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launcher/args.h"
+#include "launcher/commands.h"
+#include "launcher/prompt.h"
+#include "launcher/report.h"
+#include "runtime/mpi_check.h"
+
+static const char *usage =
+    "usage: mpirun -np R starinfer eval --model DIR --requests IN.jsonl --out OUT.jsonl "
+    "[options]\n"
+    "Answers each line {\"context\", \"query\", \"max_new_tokens\"} of IN.jsonl and appends one "
+    "result\nper line to OUT.jsonl (\"line\" names the request's line); lines already answered in "
+    "OUT.jsonl are skipped.\n" STAR_FLAGS_HELP GEN_FLAGS_HELP;
+
+typedef struct {
+    star_flags s;
+    gen_flags g;
+    const char *requests, *out;
+} eval_opts;
+
+static int parse(eval_opts *o, int argc, char **argv, si_error *err)
+{
+    memset(o, 0, sizeof *o);
+    star_flags_init(&o->s);
+    gen_flags_init(&o->g);
+    for (int i = 0; i < argc;) {
+        const char *flag = argv[i++];
+        if (i == argc)
+            return si_error_set(err, "%s needs a value (see --help)", flag);
+        const char *value = argv[i++];
+        int rc = star_flags_parse(&o->s, flag, value, err);
+        if (rc == 0)
+            rc = gen_flags_parse(&o->g, flag, value, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            continue;
+        if (!strcmp(flag, "--requests"))
+            o->requests = value;
+        else if (!strcmp(flag, "--out"))
+            o->out = value;
+        else
+            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
+    }
+    if (star_flags_check(&o->s, err))
+        return -1;
+    if (!o->requests || !o->out)
+        return si_error_set(err, "--requests IN.jsonl and --out OUT.jsonl are required");
+    return 0;
+}
+
+/* Lines of the requests file already recorded in OUT (answered or reported as bad). A last line
+ * cut short by an interruption is dropped from the file so that it is answered again. */
+typedef struct {
+    char *done; /* done[line] */
+    long size;
+} done_set;
+
+static int load_done(done_set *d, const char *path, si_error *err)
+{
+    memset(d, 0, sizeof *d);
+    FILE *f = fopen(path, "r+");
+    if (!f)
+        return errno == ENOENT ? 0 : si_error_set(err, "--out: cannot open '%s': %s", path,
+                                                  strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long good_end = 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n')
+            break; /* cut short: not a record */
+        good_end = ftell(f);
+        cJSON *rec = cJSON_Parse(line);
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, "line");
+        if (cJSON_IsNumber(n) && n->valueint > 0) {
+            if (n->valueint >= d->size) {
+                long size = 2 * n->valueint + 16;
+                char *grown = realloc(d->done, size);
+                if (!grown)
+                    si_fatal("out of memory reading '%s'", path);
+                d->done = grown;
+                memset(d->done + d->size, 0, size - d->size);
+                d->size = size;
+            }
+            d->done[n->valueint] = 1;
+        }
+        cJSON_Delete(rec);
+    }
+    free(line);
+    int rc = ftruncate(fileno(f), good_end);
+    fclose(f);
+    if (rc != 0)
+        return si_error_set(err, "--out: cannot truncate '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+static int is_done(const done_set *d, long line)
+{
+    return line < d->size && d->done[line];
+}
+
+static void append_record(FILE *out, cJSON *rec)
+{
+    char *s = cJSON_PrintUnformatted(rec);
+    fprintf(out, "%s\n", s);
+    fflush(out);
+    fsync(fileno(out));
+    free(s);
+    cJSON_Delete(rec);
+}
+
+static void append_error(FILE *out, long line, const char *what)
+{
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddNumberToObject(rec, "line", line);
+    cJSON_AddStringToObject(rec, "error", what);
+    append_record(out, rec);
+}
+
+/* Parses one JSONL line into a request; an error says what is wrong with it. */
+static int parse_request(const model *m, const eval_opts *o, const char *text, request_ids *r,
+                         si_error *err)
+{
+    cJSON *j = cJSON_Parse(text);
+    int rc = -1;
+    if (!cJSON_IsObject(j)) {
+        si_error_set(err, "not a JSON object");
+        goto done;
+    }
+    const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
+    const cJSON *query = cJSON_GetObjectItemCaseSensitive(j, "query");
+    const cJSON *mnt = cJSON_GetObjectItemCaseSensitive(j, "max_new_tokens");
+    if (!cJSON_IsString(ctx) || !cJSON_IsString(query)) {
+        si_error_set(err, "\"context\" and \"query\" must both be strings");
+        goto done;
+    }
+    r->max_new_tokens = o->g.gen.max_new_tokens;
+    if (mnt) {
+        if (!cJSON_IsNumber(mnt) || mnt->valuedouble < 0 || mnt->valuedouble > (1 << 24) ||
+            mnt->valuedouble != (int)mnt->valuedouble) {
+            si_error_set(err, "\"max_new_tokens\" must be a whole number from 0 to %d", 1 << 24);
+            goto done;
+        }
+        r->max_new_tokens = mnt->valueint;
+    }
+    rc = prompt_encode_request(m, o->g.use_chat, ctx->valuestring, query->valuestring, r, err);
+done:
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Rank 0: reads requests, shares each with the other ranks, records results. */
+static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
+{
+    si_error err;
+    done_set done;
+    FILE *in = fopen(o->requests, "r");
+    FILE *out = NULL;
+    if (!in)
+        si_error_set(&err, "--requests: cannot open '%s': %s", o->requests, strerror(errno));
+    else if (load_done(&done, o->out, &err) == 0 && !(out = fopen(o->out, "a")))
+        si_error_set(&err, "--out: cannot open '%s' for appending: %s", o->out, strerror(errno));
+    if (!in || !out) {
+        fprintf(stderr, "starinfer eval: %s\n", err.msg);
+        request_share(MPI_COMM_WORLD, REQUEST_END, &(request_ids){0});
+        if (in)
+            fclose(in);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0, answered = 0, failed = 0;
+    while (getline(&line, &cap, in) > 0) {
+        lineno++;
+        if (strspn(line, " \t\r\n") == strlen(line) || is_done(&done, lineno))
+            continue;
+        request_ids r = {0};
+        if (parse_request(m, o, line, &r, &err) != 0) {
+            fprintf(stderr, "starinfer eval: %s:%ld: %s\n", o->requests, lineno, err.msg);
+            append_error(out, lineno, err.msg);
+            request_ids_free(&r);
+            failed++;
+            continue;
+        }
+        request_share(MPI_COMM_WORLD, REQUEST_OK, &r);
+        request_result res;
+        if (request_run(m, MPI_COMM_WORLD, &r, ro, &res, &err) != 0) {
+            fprintf(stderr, "starinfer eval: %s:%ld: %s\n", o->requests, lineno, err.msg);
+            append_error(out, lineno, err.msg);
+            failed++;
+        } else {
+            si_log("request on line %ld answered: time to first token %.3f s, %d tokens",
+                   lineno, res.ttft_s, res.gen.n_tokens);
+            cJSON *rec = report_json(&res);
+            cJSON_AddNumberToObject(rec, "line", lineno);
+            append_record(out, rec);
+            request_result_free(&res);
+            answered++;
+        }
+        request_ids_free(&r);
+    }
+    request_share(MPI_COMM_WORLD, REQUEST_END, &(request_ids){0});
+    si_log("eval: %ld answered, %ld failed, results in %s", answered, failed, o->out);
+    free(line);
+    free(done.done);
+    fclose(in);
+    fclose(out);
+    return failed ? 1 : 0;
+}
+
+/* Other ranks: serve each shared request until rank 0 says the file is done. */
+static void eval_follow(const model *m, request_opts *ro)
+{
+    for (;;) {
+        request_ids r = {0};
+        if (request_share(MPI_COMM_WORLD, REQUEST_OK, &r) == REQUEST_END)
+            return;
+        request_result res;
+        si_error err;
+        if (request_run(m, MPI_COMM_WORLD, &r, ro, &res, &err) == 0)
+            request_result_free(&res);
+        request_ids_free(&r);
+    }
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    mpi_start(&argc, &argv);
+    int rank = mpi_rank();
+    eval_opts o;
+    si_error err;
+    if (argc == 1 && !strcmp(argv[0], "--help")) {
+        if (rank == 0)
+            fputs(usage, stdout);
+        mpi_stop();
+        return 0;
+    }
+    if (parse(&o, argc, argv, &err) != 0) {
+        if (rank == 0)
+            fprintf(stderr, "starinfer eval: %s\n", err.msg);
+        mpi_stop();
+        return 2;
+    }
+    model m;
+    int loaded = model_load(&m, o.s.model_dir, &err) == 0;
+    if (!loaded)
+        si_log("error: %s", err.msg);
+    int rc = 1;
+    if (mpi_all_ok(loaded)) {
+        request_opts ro = o.s.req;
+        ro.gen = o.g.gen;
+        if (rank == 0) {
+            rc = eval_root(&m, &o, &ro);
+        } else {
+            eval_follow(&m, &ro);
+            rc = 0;
+        }
+    }
+    if (loaded)
+        model_free(&m);
+    mpi_stop();
+    return rc;
+}

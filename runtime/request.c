@@ -1,0 +1,255 @@
+#include "runtime/request.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/global_attention.h"
+#include "runtime/mpi_check.h"
+#include "runtime/star.h"
+#include "runtime/timer.h"
+
+request_status request_share(MPI_Comm comm, request_status status, request_ids *r)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    int hdr[4] = {status, r->n_ctx, r->n_query, r->max_new_tokens};
+    mpiCheck(MPI_Bcast(hdr, 4, MPI_INT, 0, comm));
+    if (hdr[0] != REQUEST_OK)
+        return hdr[0];
+    if (rank != 0) {
+        r->n_ctx = hdr[1];
+        r->n_query = hdr[2];
+        r->max_new_tokens = hdr[3];
+        r->ctx = mallocCheck(sizeof(int) * (r->n_ctx + 1), "context ids");
+        r->query = mallocCheck(sizeof(int) * (r->n_query + 1), "query ids");
+    }
+    mpiCheck(MPI_Bcast(r->ctx, r->n_ctx, MPI_INT, 0, comm));
+    mpiCheck(MPI_Bcast(r->query, r->n_query, MPI_INT, 0, comm));
+    return REQUEST_OK;
+}
+
+void request_ids_free(request_ids *r)
+{
+    free(r->ctx);
+    free(r->query);
+    memset(r, 0, sizeof *r);
+}
+
+/* Host memory this node could still give, from the kernel's MemAvailable. */
+static size_t host_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    size_t kib = 0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib ? kib * 1024 : (size_t)-1;
+}
+
+/* Sizes common to every rank: an error here is the same everywhere. */
+static int check_sizes(const model *m, const request_ids *r, int n_ranks, const request_opts *o,
+                       int *block, int *anchor, si_error *err)
+{
+    if (r->n_query <= 0)
+        return si_error_set(err, "the query is empty: give --query TEXT or --query-file FILE "
+                                 "with some text");
+    if (r->n_ctx <= 0)
+        return si_error_set(err, "the context is empty: give --context FILE with some text");
+    long total = (long)r->n_ctx + r->n_query + r->max_new_tokens;
+    if (total > m->cfg.max_position_embeddings)
+        return si_error_set(err,
+                            "the context (%d tokens), the query (%d) and --max-new-tokens (%d) "
+                            "need %ld positions, more than the model's max_position_embeddings "
+                            "(%d, config.json)\n  HINT: shorten the context or lower "
+                            "--max-new-tokens",
+                            r->n_ctx, r->n_query, r->max_new_tokens, total,
+                            m->cfg.max_position_embeddings);
+    *block = o->block ? o->block : (r->n_ctx + n_ranks - 1) / n_ranks;
+    if (o->attn == ATTN_GLOBAL)
+        *block = r->n_ctx;
+    *anchor = o->anchor ? o->anchor : *block;
+    if (o->attn == ATTN_GLOBAL)
+        *anchor = *block;
+    return 0;
+}
+
+/* Every rank learns whether any rank failed; a failing rank has reported why on stderr. */
+static int all_ok(MPI_Comm comm, int ok)
+{
+    int all = 0;
+    mpiCheck(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm));
+    return all;
+}
+
+static int check_memory(const model *m, size_t need, int rank, si_error *err)
+{
+    size_t avail = host_available();
+    if (need <= avail)
+        return 0;
+    char host[256] = "?";
+    gethostname(host, sizeof host);
+    return si_error_set(err,
+                        "rank %d on %s needs %.1f MiB for its KV cache and activations (weights "
+                        "%.1f MiB already loaded) but the node has %.1f MiB available\n"
+                        "  HINT: use more ranks or nodes, or a smaller --block-size",
+                        rank, host, need / 1048576.0, m->w.bytes / 1048576.0, avail / 1048576.0);
+}
+
+typedef struct {
+    double phase1, phase2, merge, mem;
+    int ctx_tokens;
+} rank_stats;
+
+static void gather_stats(MPI_Comm comm, const rank_stats *mine, request_result *res)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    double send[4] = {mine->phase1, mine->phase2, mine->merge, mine->mem};
+    double *all = rank == 0 ? mallocCheck(sizeof(double) * 4 * res->n_ranks, "stats") : NULL;
+    res->ctx_tokens = rank == 0 ? mallocCheck(sizeof(int) * res->n_ranks, "stats") : NULL;
+    mpiCheck(MPI_Gather(send, 4, MPI_DOUBLE, all, 4, MPI_DOUBLE, 0, comm));
+    mpiCheck(MPI_Gather(&mine->ctx_tokens, 1, MPI_INT, res->ctx_tokens, 1, MPI_INT, 0, comm));
+    if (rank != 0)
+        return;
+    double **cols[] = {&res->phase1_s, &res->phase2_s, &res->merge_s, &res->mem_bytes};
+    for (int c = 0; c < 4; c++) {
+        *cols[c] = mallocCheck(sizeof(double) * res->n_ranks, "stats");
+        for (int r = 0; r < res->n_ranks; r++)
+            (*cols[c])[r] = all[r * 4 + c];
+    }
+    free(all);
+}
+
+static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const request_opts *o,
+                    const gen_params *gen, request_result *res, rank_stats *st, si_error *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    star_opts so = {.m = m, .be = backend_cpu(), .comm = comm, .block = res->block,
+                    .anchor = res->anchor, .chunk = o->chunk,
+                    .max_tail = r->n_query + r->max_new_tokens, .merge = o->merge};
+    star_plan plan;
+    if (star_plan_make(&plan, r->n_ctx, res->block, res->anchor, rank, res->n_ranks, err) != 0)
+        return -1;
+    size_t need = star_engine_bytes(&m->cfg, &plan, o->chunk, so.max_tail);
+    int fits = check_memory(m, need, rank, err) == 0;
+    if (!fits && rank != 0)
+        si_log("error: %s", err->msg); /* rank 0 reports its own through the caller */
+    if (!all_ok(comm, fits)) {
+        if (fits)
+            si_error_set(err, "another rank cannot fit its share in memory (see its message)");
+        return -1;
+    }
+    res->n_active = plan.n_active;
+    res->n_blocks = plan.n_blocks;
+    if (rank == 0 && plan.n_active < res->n_ranks)
+        si_warn("the context of %d tokens makes %d block(s) of %d; ranks %d..%d have no block and "
+                "stay idle (use fewer ranks or a smaller --block-size)",
+                r->n_ctx, plan.n_blocks, res->block, plan.n_active, res->n_ranks - 1);
+    star_engine e;
+    if (star_engine_init(&e, &so, r->n_ctx, err) != 0)
+        return -1;
+    si_log("memory: %.1f MiB (weights %.1f, KV cache and activations %.1f), %d context tokens in "
+           "%d block(s)",
+           (m->w.bytes + e.bytes) / 1048576.0, m->w.bytes / 1048576.0, e.bytes / 1048576.0,
+           plan.ctx_len, plan.my_blocks);
+    mpiCheck(MPI_Barrier(comm));
+    double t0 = timer_now();
+    star_phase1(&e, r->ctx);
+    const float *logits = star_phase2(&e, r->query, r->n_query, FORWARD_LOGITS_LAST);
+    res->ttft_s = timer_now() - t0;
+    if (star_engine_active(&e)) {
+        gen_driver d = {.step = star_step, .agree = star_agree, .user = &e, .is_root = rank == 0,
+                        .stream = rank == 0 ? o->stream : NULL};
+        generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
+    }
+    *st = (rank_stats){e.phase1_s, e.phase2_s, e.mg.seconds, (double)(m->w.bytes + e.bytes),
+                       plan.ctx_len};
+    star_engine_free(&e);
+    return 0;
+}
+
+/* The baseline: rank 0 alone runs ordinary attention over context and query. */
+static void run_global(const model *m, MPI_Comm comm, const request_ids *r,
+                       const request_opts *o, const gen_params *gen, request_result *res,
+                       rank_stats *st)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    res->n_active = 1;
+    res->n_blocks = 1;
+    if (rank != 0)
+        return;
+    if (res->n_ranks > 1)
+        si_warn("--attn global runs on rank 0 alone; ranks 1..%d stay idle", res->n_ranks - 1);
+    int capacity = r->n_ctx + r->n_query + r->max_new_tokens;
+    global_runner g;
+    global_runner_init(&g, m, backend_cpu(), capacity, o->chunk);
+    size_t bytes = global_runner_bytes(&m->cfg, capacity, o->chunk);
+    double t0 = timer_now();
+    global_prefill(&g, r->ctx, r->n_ctx, 0);
+    double t1 = timer_now();
+    const float *logits = global_prefill(&g, r->query, r->n_query, r->n_ctx);
+    res->ttft_s = timer_now() - t0;
+    gen_driver d = {.step = global_step, .user = &g, .is_root = 1, .stream = o->stream};
+    generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
+    *st = (rank_stats){t1 - t0, res->ttft_s - (t1 - t0), 0, (double)(m->w.bytes + bytes),
+                       r->n_ctx};
+    global_runner_free(&g);
+}
+
+int request_run(const model *m, MPI_Comm comm, const request_ids *r, const request_opts *o,
+                request_result *res, si_error *err)
+{
+    memset(res, 0, sizeof *res);
+    MPI_Comm_size(comm, &res->n_ranks);
+    res->n_ctx = r->n_ctx;
+    res->n_query = r->n_query;
+    res->attn = o->attn;
+    err->msg[0] = 0;
+    if (check_sizes(m, r, res->n_ranks, o, &res->block, &res->anchor, err) != 0)
+        return -1;
+    gen_params gen = o->gen;
+    gen.max_new_tokens = r->max_new_tokens;
+    rank_stats st = {0};
+    if (o->attn == ATTN_GLOBAL)
+        run_global(m, comm, r, o, &gen, res, &st);
+    else if (run_star(m, comm, r, o, &gen, res, &st, err) != 0)
+        return -1;
+    gather_stats(comm, &st, res);
+    return 0;
+}
+
+void request_result_free(request_result *res)
+{
+    gen_result_free(&res->gen);
+    free(res->phase1_s);
+    free(res->phase2_s);
+    free(res->merge_s);
+    free(res->mem_bytes);
+    free(res->ctx_tokens);
+    memset(res, 0, sizeof *res);
+}
+
+void request_print_timings(const request_result *res)
+{
+    if (!res->phase1_s)
+        return;
+    fprintf(stderr, "[rank 0] %s attention: %d context + %d query tokens, block %d, anchor %d, "
+                    "%d block(s) on %d of %d rank(s)\n",
+            res->attn == ATTN_GLOBAL ? "global" : "star", res->n_ctx, res->n_query, res->block,
+            res->anchor, res->n_blocks, res->n_active, res->n_ranks);
+    fprintf(stderr, "  rank | ctx tokens | phase 1 s | phase 2 s | merge s | memory MiB\n");
+    for (int r = 0; r < res->n_ranks; r++)
+        fprintf(stderr, "  %4d | %10d | %9.3f | %9.3f | %7.4f | %10.1f\n", r, res->ctx_tokens[r],
+                res->phase1_s[r], res->phase2_s[r], res->merge_s[r], res->mem_bytes[r] / 1048576.0);
+    const gen_result *g = &res->gen;
+    fprintf(stderr, "  time to first token %.3f s; %d tokens generated in %.3f s (%.1f tokens/s), "
+                    "finished by %s\n",
+            res->ttft_s, g->n_tokens, g->seconds,
+            g->n_tokens > 1 && g->seconds > 0 ? (g->n_tokens - 1) / g->seconds : 0.0, g->finish);
+}
