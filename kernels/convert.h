@@ -1,0 +1,22 @@
+/* Conversions between fp32 and the 16-bit formats that safetensors files hold: bfloat16 (the upper
+ * half of an fp32) and IEEE 754 binary16. Narrowing rounds to nearest, ties to even; NaN stays
+ * NaN; binary16 subnormals, infinities and overflow to infinity are handled. */
+#ifndef STARINFER_KERNELS_CONVERT_H
+#define STARINFER_KERNELS_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+float bf16_to_f32(uint16_t h);
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_bf16(float f);
+uint16_t f32_to_f16(float f);
+
+/* Array versions, parallel with OpenMP. The 16-bit side is a byte pointer because it may point
+ * into a memory-mapped file, where a tensor need not be 2-byte aligned. */
+void bf16_to_f32_array(float *dst, const void *src, size_t n);
+void f16_to_f32_array(float *dst, const void *src, size_t n);
+void f32_to_bf16_array(void *dst, const float *src, size_t n);
+void f32_to_f16_array(void *dst, const float *src, size_t n);
+
+#endif

@@ -1,0 +1,204 @@
+/* The forward pass against the reference model (HF Transformers, fp32 compute on the saved
+ * weights): logits of several prompts, one over 1K tokens, for three fixture models (GQA and
+ * llama3 RoPE scaling; tied embeddings with an explicit head_dim; several shards), the same
+ * logits when the prompt is prefilled in chunks, and greedy continuations token for token. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model/forward.h"
+#include "runtime/generation.h"
+#include "runtime/global_attention.h"
+#include "runtime/kv_cache.h"
+#include "test_util.h"
+
+/* fp32 compute on identical weights: only summation order differs from the reference. */
+#define LOGIT_TOLERANCE 1e-4
+
+static const char *models[] = {"tiny-llama3", "tiny-tied", "tiny-sharded"};
+
+static cJSON *load_reference(const char *name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "reference/%s.json", name);
+    char *text = read_file(fixture_path(rel), NULL);
+    assert_non_null(text);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    assert_non_null(j);
+    return j;
+}
+
+static int *json_ints(const cJSON *a, int *n)
+{
+    *n = cJSON_GetArraySize(a);
+    int *v = malloc(sizeof(int) * (*n + 1));
+    for (int i = 0; i < *n; i++)
+        v[i] = cJSON_GetArrayItem(a, i)->valueint;
+    return v;
+}
+
+static float *load_rows(const char *file, size_t count)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "reference/%s", file);
+    size_t len = 0;
+    float *rows = (float *)read_file(fixture_path(rel), &len);
+    assert_non_null(rows);
+    assert_int_equal(len, count * sizeof(float));
+    return rows;
+}
+
+/* max |a - ref| / max |ref| over one row of logits */
+static double rel_error(const float *a, const float *ref, int n)
+{
+    double diff = 0, scale = 1e-30;
+    for (int i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    return diff / scale;
+}
+
+static void load_model(model *m, const char *name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s", name);
+    si_error err;
+    int rc = model_load(m, fixture_path(rel), &err);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+}
+
+/* Logits of every prompt position in one forward, against the reference rows. */
+static void check_case_logits(const model *m, const cJSON *c, const char *name)
+{
+    int n, n_rows;
+    int *ids = json_ints(cJSON_GetObjectItem(c, "ids"), &n);
+    int *rows = json_ints(cJSON_GetObjectItem(c, "rows"), &n_rows);
+    int vocab = m->cfg.vocab_size;
+    float *ref = load_rows(cJSON_GetObjectItem(c, "logits")->valuestring, (size_t)n_rows * vocab);
+    forward_state fs;
+    forward_state_init(&fs, m, backend_cpu(), n, n);
+    kv_span kv;
+    kv_cache_alloc(&kv, &m->cfg, backend_cpu(), n, "test KV");
+    int *pos = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++)
+        pos[i] = i;
+    forward_args args = {.store = &kv, .logits = FORWARD_LOGITS_ALL};
+    const float *logits = forward(&fs, ids, pos, n, &args);
+    double worst = 0;
+    for (int r = 0; r < n_rows; r++)
+        worst = fmax(worst, rel_error(logits + (size_t)rows[r] * vocab, ref + (size_t)r * vocab,
+                                      vocab));
+    printf("  %s/%s: %d tokens, max relative logit error %.2e\n", name,
+           cJSON_GetObjectItem(c, "case")->valuestring, n, worst);
+    assert_true(worst < LOGIT_TOLERANCE);
+
+    /* Chunked prefill (as generate runs it) ends on the same last-token logits. */
+    global_runner g;
+    global_runner_init(&g, m, backend_cpu(), n, 97);
+    const float *last = global_prefill(&g, ids, n, 0);
+    assert_true(rel_error(last, ref + (size_t)(n_rows - 1) * vocab, vocab) < LOGIT_TOLERANCE);
+    global_runner_free(&g);
+
+    free(pos);
+    kv_cache_free(&kv, backend_cpu());
+    forward_state_free(&fs);
+    free(ref);
+    free(rows);
+    free(ids);
+}
+
+static void check_case_greedy(const model *m, const cJSON *c)
+{
+    int n, n_expect;
+    int *ids = json_ints(cJSON_GetObjectItem(c, "ids"), &n);
+    int *expect = json_ints(cJSON_GetObjectItem(c, "greedy"), &n_expect);
+    global_runner g;
+    global_runner_init(&g, m, backend_cpu(), n + 16, 256);
+    const float *logits = global_prefill(&g, ids, n, 0);
+    gen_params p = {.max_new_tokens = 12, .top_p = 1.0f};
+    gen_driver d = {.step = global_step, .user = &g, .is_root = 1};
+    gen_result r;
+    generate_tokens(m, logits, n, &p, &d, &r);
+    assert_int_equal(r.n_tokens, n_expect);
+    for (int i = 0; i < n_expect; i++)
+        assert_int_equal(r.tokens[i], expect[i]);
+    gen_result_free(&r);
+    global_runner_free(&g);
+    free(expect);
+    free(ids);
+}
+
+static void test_logits_match_reference(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        model m;
+        load_model(&m, models[i]);
+        cJSON *ref = load_reference(models[i]);
+        assert_int_equal(cJSON_GetObjectItem(ref, "vocab_size")->valueint, m.cfg.vocab_size);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases")) check_case_logits(&m, c, models[i]);
+        cJSON_Delete(ref);
+        model_free(&m);
+    }
+}
+
+static void test_greedy_matches_reference(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        model m;
+        load_model(&m, models[i]);
+        cJSON *ref = load_reference(models[i]);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases")) check_case_greedy(&m, c);
+        cJSON_Delete(ref);
+        model_free(&m);
+    }
+}
+
+/* The tokenizer inside a loaded model gives the reference's prompt ids. */
+static void test_prompt_ids_match_reference(void **state)
+{
+    (void)state;
+    model m;
+    load_model(&m, "tiny-llama3");
+    cJSON *ref = load_reference("tiny-llama3");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases"))
+    {
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        int n, got_n, *got;
+        int *ids = json_ints(cJSON_GetObjectItem(c, "ids"), &n);
+        si_error err;
+        int special = strncmp(text, "<|begin_of_text|>", 17) != 0;
+        assert_int_equal(tokenizer_encode(m.tok, text, strlen(text), special, &got, &got_n, &err),
+                         0);
+        assert_int_equal(got_n, n);
+        assert_memory_equal(got, ids, sizeof(int) * n);
+        free(got);
+        free(ids);
+    }
+    cJSON_Delete(ref);
+    model_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prompt_ids_match_reference),
+        cmocka_unit_test(test_logits_match_reference),
+        cmocka_unit_test(test_greedy_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
