@@ -87,10 +87,10 @@ static void encode_span(star_engine *e, const int *ctx, int from, int n, const k
 void star_phase1(star_engine *e, const int *ctx)
 {
     const star_plan *p = &e->plan;
-    double t0 = timer_now();
-    kv_span anchor = e->anchor;
+    double t0 = timer_now(), last_log = t0;
     if (needs_anchor(p))
         encode_span(e, ctx, 0, p->anchor, NULL, &e->anchor);
+    kv_span anchor = e->anchor;
     for (int j = p->first_block; j < p->first_block + p->my_blocks; j++) {
         int len = star_plan_block_len(p, j);
         if (j == 0) {
@@ -100,10 +100,12 @@ void star_phase1(star_engine *e, const int *ctx)
         } else {
             encode_span(e, ctx, j * p->block, len, &anchor, &e->kv);
         }
-        if (p->rank == 0) {
-            double dt = timer_now() - t0;
-            si_log("phase 1: block %d/%d of rank 0 encoded, %d tokens in %.2f s (%.0f tokens/s)",
-                   j - p->first_block + 1, p->my_blocks, e->kv.rows, dt, e->kv.rows / dt);
+        double now = timer_now();
+        int done = j - p->first_block + 1;
+        if (p->rank == 0 && (now - last_log >= 1.0 || done == p->my_blocks)) {
+            si_log("phase 1: %d/%d blocks of rank 0 encoded, %d tokens in %.2f s (%.0f tokens/s)",
+                   done, p->my_blocks, e->kv.rows, now - t0, e->kv.rows / (now - t0));
+            last_log = now;
         }
     }
     e->phase1_s = timer_now() - t0;

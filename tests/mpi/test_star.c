@@ -1,0 +1,295 @@
+/* Star Attention across MPI ranks against its invariants (DESIGN.md section 1), run by ctest
+ * under mpirun with 1, 2, 3 and 4 ranks:
+ * - the independent reference: Star Attention built by the fixture script from Transformers
+ *   forwards ([anchor ; block] with the design's positions, then the query over the kept K/V);
+ *   query logits, greedy tokens and each generated token's logits must match it, whatever the
+ *   number of ranks (a context that does not divide evenly, an anchor smaller than the block, a
+ *   multi-token query, more ranks than blocks);
+ * - phase 2 equals global attention of the query over the union of the kept caches;
+ * - the result does not depend on the number of ranks (against one rank on MPI_COMM_SELF);
+ * - one rank with one block is global attention;
+ * - both merge forms agree. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model/sampler.h"
+#include "runtime/global_attention.h"
+#include "runtime/kv_cache.h"
+#include "runtime/mpi_check.h"
+#include "runtime/star.h"
+#include "test_util.h"
+
+/* Against the reference: fp32 on both sides, different summation orders. */
+#define REF_TOLERANCE 1e-4
+/* Between two runs of our own that differ only in where the merge happens. */
+#define SAME_TOLERANCE 2e-5
+
+static model m;
+static cJSON *star_ref;
+static int *ctx, n_ctx, *query, n_query;
+static int world_rank;
+
+static int *json_ints(const cJSON *a, int *n)
+{
+    *n = cJSON_GetArraySize(a);
+    int *v = malloc(sizeof(int) * (*n + 1));
+    for (int i = 0; i < *n; i++)
+        v[i] = cJSON_GetArrayItem(a, i)->valueint;
+    return v;
+}
+
+static double rel_error(const float *a, const float *ref, int n)
+{
+    double diff = 0, scale = 1e-30;
+    for (int i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    return diff / scale;
+}
+
+static double rows_error(const float *a, const float *ref, int rows)
+{
+    double worst = 0;
+    for (int r = 0; r < rows; r++)
+        worst = fmax(worst, rel_error(a + (size_t)r * m.cfg.vocab_size,
+                                      ref + (size_t)r * m.cfg.vocab_size, m.cfg.vocab_size));
+    return worst;
+}
+
+/* Query logits [n_query][vocab] and N_GEN greedy tokens with each one's logits. */
+typedef struct {
+    float *logits; /* [n_query + n_gen][vocab] */
+    int tokens[16];
+    int n_gen;
+} star_out;
+
+static void run_star(MPI_Comm comm, int block, int anchor, star_merge_mode merge, int n_gen,
+                     star_out *out, star_engine *keep)
+{
+    int vocab = m.cfg.vocab_size;
+    star_opts o = {.m = &m, .be = backend_cpu(), .comm = comm, .block = block, .anchor = anchor,
+                   .chunk = 64, .max_tail = n_query + n_gen, .merge = merge};
+    star_engine e;
+    si_error err;
+    assert_int_equal(star_engine_init(&e, &o, n_ctx, &err), 0);
+    star_phase1(&e, ctx);
+    out->n_gen = n_gen;
+    out->logits = calloc((size_t)(n_query + n_gen) * vocab, sizeof(float));
+    const float *l = star_phase2(&e, query, n_query, FORWARD_LOGITS_ALL);
+    int active = star_engine_active(&e);
+    if (active) {
+        memcpy(out->logits, l, sizeof(float) * (size_t)n_query * vocab);
+        const float *last = out->logits + (size_t)(n_query - 1) * vocab;
+        for (int i = 0; i < n_gen; i++) {
+            int msg[2] = {sampler_argmax(last, vocab), 0};
+            star_agree(&e, msg);
+            out->tokens[i] = msg[0];
+            float *row = out->logits + (size_t)(n_query + i) * vocab;
+            memcpy(row, star_step(&e, msg[0], n_ctx + n_query + i), sizeof(float) * vocab);
+            last = row;
+        }
+    }
+    /* Idle ranks hold no answer: take the active ranks' (rank 0 is always active). */
+    mpiCheck(MPI_Bcast(out->logits, (n_query + n_gen) * vocab, MPI_FLOAT, 0, comm));
+    mpiCheck(MPI_Bcast(out->tokens, n_gen, MPI_INT, 0, comm));
+    if (keep)
+        *keep = e;
+    else
+        star_engine_free(&e);
+}
+
+static float *load_ref_rows(const cJSON *c)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "reference/%s", cJSON_GetObjectItem(c, "logits")->valuestring);
+    size_t len;
+    float *rows = (float *)read_file(fixture_path(rel), &len);
+    assert_non_null(rows);
+    assert_int_equal(len, sizeof(float) * cJSON_GetObjectItem(c, "rows")->valueint *
+                              (size_t)m.cfg.vocab_size);
+    return rows;
+}
+
+static void test_matches_independent_reference(void **state)
+{
+    (void)state;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(star_ref, "cases"))
+    {
+        int block = cJSON_GetObjectItem(c, "block")->valueint;
+        int anchor = cJSON_GetObjectItem(c, "anchor")->valueint;
+        int n_gen, *expect = json_ints(cJSON_GetObjectItem(c, "generated"), &n_gen);
+        float *ref = load_ref_rows(c);
+        star_out out;
+        run_star(MPI_COMM_WORLD, block, anchor, STAR_MERGE_ONE_CALL, n_gen, &out, NULL);
+        double err = rows_error(out.logits, ref, n_query + n_gen);
+        if (world_rank == 0)
+            printf("  block %d anchor %d: max relative logit error %.2e vs reference\n", block,
+                   anchor, err);
+        assert_true(err < REF_TOLERANCE);
+        assert_memory_equal(out.tokens, expect, sizeof(int) * n_gen);
+        free(out.logits);
+        free(ref);
+        free(expect);
+    }
+}
+
+/* Rank 0 runs the same request alone (R = 1) and compares with the whole communicator. */
+static void test_independent_of_rank_count(void **state)
+{
+    (void)state;
+    int splits[][2] = {{160, 48}, {100, 100}, {97, 13}, {700, 64}};
+    for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) {
+        star_out all, one;
+        run_star(MPI_COMM_WORLD, splits[s][0], splits[s][1], STAR_MERGE_ONE_CALL, 4, &all, NULL);
+        if (world_rank == 0) {
+            run_star(MPI_COMM_SELF, splits[s][0], splits[s][1], STAR_MERGE_ONE_CALL, 4, &one,
+                     NULL);
+            assert_true(rows_error(all.logits, one.logits, n_query + 4) < SAME_TOLERANCE);
+            assert_memory_equal(all.tokens, one.tokens, sizeof(int) * 4);
+            free(one.logits);
+        }
+        free(all.logits);
+    }
+}
+
+/* Every rank's kept context K/V, gathered in rank order on rank 0 into one cache. */
+static void gather_union(const star_engine *e, kv_span *u)
+{
+    int rank, size, kvd = m.cfg.n_kv_heads * m.cfg.head_dim;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int mine = e->plan.ctx_len * kvd, *counts = NULL, *displs = NULL;
+    if (rank == 0) {
+        kv_cache_alloc(u, &m.cfg, backend_cpu(), n_ctx + n_query, "union");
+        u->rows = n_ctx;
+        counts = malloc(sizeof(int) * size);
+        displs = malloc(sizeof(int) * size);
+    }
+    mpiCheck(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    for (int r = 0; rank == 0 && r < size; r++)
+        displs[r] = r ? displs[r - 1] + counts[r - 1] : 0;
+    for (int l = 0; l < m.cfg.n_layers; l++) {
+        size_t off = (size_t)l * e->kv.layer_stride;
+        size_t uoff = rank == 0 ? (size_t)l * u->layer_stride : 0;
+        mpiCheck(MPI_Gatherv(e->kv.k ? e->kv.k + off : NULL, mine, MPI_FLOAT,
+                             rank == 0 ? u->k + uoff : NULL, counts, displs, MPI_FLOAT, 0,
+                             MPI_COMM_WORLD));
+        mpiCheck(MPI_Gatherv(e->kv.v ? e->kv.v + off : NULL, mine, MPI_FLOAT,
+                             rank == 0 ? u->v + uoff : NULL, counts, displs, MPI_FLOAT, 0,
+                             MPI_COMM_WORLD));
+    }
+    free(counts);
+    free(displs);
+}
+
+static void test_phase2_is_global_attention_over_union(void **state)
+{
+    (void)state;
+    int splits[][2] = {{160, 160}, {160, 48}, {233, 100}, {50, 50}};
+    for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) {
+        star_out out;
+        star_engine e;
+        run_star(MPI_COMM_WORLD, splits[s][0], splits[s][1], STAR_MERGE_ONE_CALL, 0, &out, &e);
+        kv_span u = {0};
+        gather_union(&e, &u);
+        if (world_rank == 0) {
+            /* One process, no merge: the query over the union (in full) and itself (causally). */
+            forward_state fs;
+            forward_state_init(&fs, &m, backend_cpu(), n_query, n_query);
+            kv_span ctx_part = u;
+            int pos[64];
+            for (int i = 0; i < n_query; i++)
+                pos[i] = n_ctx + i;
+            forward_args a = {.prefix = &ctx_part, .n_prefix = 1, .store = &u,
+                              .self_from = n_ctx, .logits = FORWARD_LOGITS_ALL};
+            const float *l = forward(&fs, query, pos, n_query, &a);
+            double err = rows_error(out.logits, l, n_query);
+            printf("  block %d anchor %d: phase 2 vs global over the union: %.2e\n",
+                   splits[s][0], splits[s][1], err);
+            assert_true(err < SAME_TOLERANCE);
+            forward_state_free(&fs);
+            kv_cache_free(&u, backend_cpu());
+        }
+        star_engine_free(&e);
+        free(out.logits);
+    }
+}
+
+/* R = 1 and b >= n: one block, which is global attention over context and query. */
+static void test_one_block_is_global_attention(void **state)
+{
+    (void)state;
+    if (world_rank != 0)
+        return;
+    star_out out;
+    run_star(MPI_COMM_SELF, n_ctx, n_ctx, STAR_MERGE_ONE_CALL, 0, &out, NULL);
+    global_runner g;
+    global_runner_init(&g, &m, backend_cpu(), n_ctx + n_query, 64);
+    global_prefill(&g, ctx, n_ctx, 0);
+    forward_state fs;
+    forward_state_init(&fs, &m, backend_cpu(), n_query, n_query);
+    forward_args a = {.store = &g.kv, .logits = FORWARD_LOGITS_ALL};
+    int pos[64];
+    for (int i = 0; i < n_query; i++)
+        pos[i] = n_ctx + i;
+    const float *l = forward(&fs, query, pos, n_query, &a);
+    assert_true(rows_error(out.logits, l, n_query) < SAME_TOLERANCE);
+    forward_state_free(&fs);
+    global_runner_free(&g);
+    free(out.logits);
+}
+
+static void test_merge_forms_agree(void **state)
+{
+    (void)state;
+    star_out one, two;
+    run_star(MPI_COMM_WORLD, 120, 40, STAR_MERGE_ONE_CALL, 3, &one, NULL);
+    run_star(MPI_COMM_WORLD, 120, 40, STAR_MERGE_TWO_CALLS, 3, &two, NULL);
+    assert_true(rows_error(one.logits, two.logits, n_query + 3) < SAME_TOLERANCE);
+    assert_memory_equal(one.tokens, two.tokens, sizeof(int) * 3);
+    free(one.logits);
+    free(two.logits);
+}
+
+int main(int argc, char **argv)
+{
+    mpi_start(&argc, &argv);
+    world_rank = mpi_rank();
+    si_error err;
+    if (model_load(&m, fixture_path("models/tiny-llama3"), &err) != 0)
+        si_fatal("%s", err.msg);
+    char *text = read_file(fixture_path("reference/star.json"), NULL);
+    if (!text)
+        si_fatal("cannot read %s", fixture_path("reference/star.json"));
+    star_ref = cJSON_Parse(text);
+    free(text);
+    ctx = json_ints(cJSON_GetObjectItem(star_ref, "context_ids"), &n_ctx);
+    query = json_ints(cJSON_GetObjectItem(star_ref, "query_ids"), &n_query);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_independent_reference),
+        cmocka_unit_test(test_independent_of_rank_count),
+        cmocka_unit_test(test_phase2_is_global_attention_over_union),
+        cmocka_unit_test(test_one_block_is_global_attention),
+        cmocka_unit_test(test_merge_forms_agree),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* A rank whose assertion failed must not leave the others waiting in a collective. */
+    if (!mpi_all_ok(failed == 0))
+        failed = 1;
+    cJSON_Delete(star_ref);
+    free(ctx);
+    free(query);
+    model_free(&m);
+    mpi_stop();
+    return failed ? 1 : 0;
+}
