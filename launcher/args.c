@@ -51,8 +51,8 @@ void gen_flags_init(gen_flags *g)
 
 int gen_flags_parse(gen_flags *g, const char *flag, const char *value, si_error *err)
 {
-    long n;
-    double f;
+    long n = 0;
+    double f = 0;
     if (!strcmp(flag, "--max-new-tokens")) {
         if (parse_int(flag, value, 0, 1 << 24, &n, err))
             return -1;
@@ -94,7 +94,7 @@ void star_flags_init(star_flags *s)
 
 int star_flags_parse(star_flags *s, const char *flag, const char *value, si_error *err)
 {
-    long n;
+    long n = 0;
     if (!strcmp(flag, "--model")) {
         s->model_dir = value;
     } else if (!strcmp(flag, "--attn")) {
@@ -133,6 +133,14 @@ int star_flags_check(const star_flags *s, si_error *err)
                             "the start of block 0, so it must satisfy 1 <= anchor <= block",
                             s->req.anchor, s->req.block);
     return 0;
+}
+
+int gen_flags_switch(gen_flags *g, const char *flag)
+{
+    if (strcmp(flag, "--ignore-eos"))
+        return 0;
+    g->gen.ignore_eos = 1;
+    return 1;
 }
 
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err)

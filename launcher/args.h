@@ -27,11 +27,14 @@ typedef struct {
     "  --max-new-tokens N     tokens to generate at most (default 64)\n"                          \
     "  --temperature T        0 for greedy (default), else sample with --top-p P and --seed S\n"  \
     "  --stop STR             end the answer before STR (repeatable)\n"                           \
-    "  --chat-template MODE   auto (the model's Llama 3 template when it has one) or none\n"
+    "  --chat-template MODE   auto (the model's Llama 3 template when it has one) or none\n"      \
+    "  --ignore-eos           do not stop at the model's end-of-sequence tokens\n"
 
 void gen_flags_init(gen_flags *g);
 /* 1 when FLAG is a generation flag and VALUE was taken, 0 when it is not one, -1 on error. */
 int gen_flags_parse(gen_flags *g, const char *flag, const char *value, si_error *err);
+/* 1 when FLAG is a generation flag that takes no value (and it was applied), else 0. */
+int gen_flags_switch(gen_flags *g, const char *flag);
 
 /* Flags of the attention runtime, shared by run and eval. */
 typedef struct {

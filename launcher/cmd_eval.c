@@ -34,6 +34,8 @@ static int parse(eval_opts *o, int argc, char **argv, si_error *err)
     gen_flags_init(&o->g);
     for (int i = 0; i < argc;) {
         const char *flag = argv[i++];
+        if (gen_flags_switch(&o->g, flag))
+            continue;
         if (i == argc)
             return si_error_set(err, "%s needs a value (see --help)", flag);
         const char *value = argv[i++];

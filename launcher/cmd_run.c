@@ -30,8 +30,8 @@ static int parse(run_opts *o, int argc, char **argv, si_error *err)
     gen_flags_init(&o->g);
     for (int i = 0; i < argc;) {
         const char *flag = argv[i++];
-        if (!strcmp(flag, "--json")) {
-            o->json = 1;
+        if (!strcmp(flag, "--json") || gen_flags_switch(&o->g, flag)) {
+            o->json |= !strcmp(flag, "--json");
             continue;
         }
         if (i == argc)

@@ -31,6 +31,9 @@ static char *concat(const char *a, const char *b, const char *c)
 int prompt_encode_request(const model *m, int use_chat, const char *context, const char *query,
                           request_ids *r, si_error *err)
 {
+    if (!*query)
+        return si_error_set(err, "the query is empty: give a question with --query TEXT or "
+                                 "--query-file FILE");
     chat_format fmt = use_chat ? m->chat : CHAT_FORMAT_RAW;
     char *ctx_text, *query_text;
     if (fmt == CHAT_FORMAT_RAW) {

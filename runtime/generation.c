@@ -49,7 +49,7 @@ static void stream_text(FILE *f, const char *text, size_t *printed, size_t hold,
 /* The root's decision for the token just sampled. */
 static int judge(const model *m, const gen_params *p, gen_result *out)
 {
-    if (model_config_is_eos(&m->cfg, out->tokens[out->n_tokens - 1]))
+    if (!p->ignore_eos && model_config_is_eos(&m->cfg, out->tokens[out->n_tokens - 1]))
         return GEN_EOS;
     free(out->text);
     out->text = tokenizer_decode(m->tok, out->tokens, out->n_tokens, 1);

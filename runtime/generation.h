@@ -16,6 +16,7 @@ typedef struct {
     float temperature; /* 0: greedy */
     float top_p;
     uint64_t seed;
+    int ignore_eos; /* keep going past EOS (fixed-length runs for benchmarks) */
 } gen_params;
 
 typedef struct {
