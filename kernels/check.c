@@ -80,11 +80,13 @@ FILE *si_fopen_check(const char *path, const char *mode, const char *file, int l
     return f;
 }
 
+/* One write per line, so that lines of ranks sharing a terminal do not interleave. */
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "[%s] %s", log_prefix, level);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char line[2048];
+    int n = snprintf(line, sizeof line, "[%s] %s", log_prefix, level);
+    vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    fprintf(stderr, "%s\n", line);
 }
 
 void si_log(const char *fmt, ...)

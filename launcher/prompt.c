@@ -4,8 +4,8 @@
 #include <string.h>
 
 /* Stands for the user's text while the template is rendered: a control character that no
- * template uses, so the text around it is the template's own. */
-#define USER_SLOT "\x1f"
+ * template uses and that its `trim` keeps, so the text around it is the template's own. */
+#define USER_SLOT "\x01"
 
 int prompt_encode(const model *m, int use_chat, const char *text, int **ids, int *n,
                   si_error *err)
@@ -42,6 +42,8 @@ int prompt_encode_request(const model *m, int use_chat, const char *context, con
     } else {
         char *rendered = chat_render(fmt, NULL, USER_SLOT);
         char *slot = strstr(rendered, USER_SLOT);
+        if (!slot)
+            si_fatal("the chat template lost the user's text while rendering");
         *slot = 0;
         ctx_text = concat(rendered, context, "");
         query_text = concat("\n\n", query, slot + 1);

@@ -15,6 +15,7 @@ int tokenizer_load(tokenizer **out, const char *path, si_error *err);
 void tokenizer_free(tokenizer *tok);
 
 /* Encodes LEN bytes of TEXT. Special tokens written in the text are recognised as such.
+ * Ill-formed UTF-8 in TEXT is read as U+FFFD, as Python's errors="replace" decoding does.
  * ADD_SPECIAL applies the post-processor's template (BOS for Llama 3), like the library's
  * add_special_tokens. On success *IDS is malloc'd and holds *N ids. */
 int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int add_special, int **ids,
@@ -23,6 +24,9 @@ int tokenizer_encode(const tokenizer *tok, const char *text, size_t len, int add
 /* Decodes IDS to a malloc'd, NUL-terminated string, as the library's decode does (invalid UTF-8
  * becomes U+FFFD). SKIP_SPECIAL drops special tokens. */
 char *tokenizer_decode(const tokenizer *tok, const int *ids, int n, int skip_special);
+/* The same, with the length in *LEN (when LEN is not NULL): decoded text may hold NUL bytes. */
+char *tokenizer_decode_len(const tokenizer *tok, const int *ids, int n, int skip_special,
+                           size_t *len);
 
 int tokenizer_vocab_size(const tokenizer *tok); /* largest id + 1, added tokens included */
 int tokenizer_token_id(const tokenizer *tok, const char *token); /* -1 when unknown */

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# The starinfer command as users run it: good runs, bad input and faults, one case per ctest.
+#   bash tests/cli/test_cli.sh CASE      (STARINFER_BIN and STARINFER_FIXTURES from ctest)
+# Each case checks the exit code and that the message names the flag, file or rank at fault.
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bin=${STARINFER_BIN:-$repo/build/starinfer}
+fixtures=${STARINFER_FIXTURES:-$repo/tests/fixtures}
+model=$fixtures/models/tiny-llama3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+mpirun=(mpirun --oversubscribe --mca btl self,vader,tcp --mca btl_tcp_if_include lo
+  --mca oob_tcp_if_include lo)
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- stdout"; cat "$tmp/out" 2>/dev/null
+  echo "--- stderr"; cat "$tmp/err" 2>/dev/null
+  exit 1
+}
+# expect CODE CMD...: runs CMD, checks its exit code.
+expect() {
+  local want=$1; shift
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  [[ $got == "$want" ]] || fail "exit code $got, expected $want: $*"
+}
+says() { grep -qF -- "$1" "$tmp/err" || fail "stderr does not mention '$1'"; }
+json() { python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit(0 if ($1) else 1)" ||
+  fail "JSON check failed: $1"; }
+
+# A context of generated prose, N words.
+make_context() {
+  python3 - "$1" >"$tmp/context.txt" <<'PY'
+import random, sys
+rng = random.Random(7)
+syll = ["ka", "lo", "mi", "ren", "tas", "vo", "quil", "ne", "sar", "dum"]
+print(" ".join("".join(rng.choice(syll) for _ in range(rng.randint(1, 3)))
+               for _ in range(int(sys.argv[1]))))
+PY
+}
+
+model_copy() {
+  mkdir -p "$tmp/model" && cp "$model"/* "$tmp/model/"
+}
+
+case "$1" in
+generate_json)
+  expect 0 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens 5 --json
+  json "d['generated_tokens'] >= 1 and d['finish'] in ('length', 'eos') and d['prompt_tokens'] > 0"
+  ;;
+generate_prompt_too_long)
+  expect 1 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens 5000
+  says "max_position_embeddings"; says "--max-new-tokens"
+  ;;
+generate_missing_model)
+  expect 1 "$bin" generate --model "$tmp/nowhere" --prompt "Hello"
+  says "$tmp/nowhere"
+  ;;
+generate_unsupported_architecture)
+  model_copy
+  sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/' "$tmp/model/config.json"
+  expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
+  says "config.json"; says "GPT2LMHeadModel"
+  ;;
+generate_malformed_config)
+  model_copy
+  echo '{"architectures": ["LlamaForCausalLM"], ' >"$tmp/model/config.json"
+  expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
+  says "$tmp/model/config.json"
+  ;;
+generate_truncated_weights)
+  model_copy
+  truncate -s 200000 "$tmp/model/model.safetensors"
+  expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
+  says "model.safetensors"
+  ;;
+generate_bad_flag)
+  expect 2 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens many
+  says "--max-new-tokens"
+  ;;
+run_np4_json)
+  make_context 400
+  expect 0 "${mpirun[@]}" -np 4 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Which word comes first?" --max-new-tokens 6 --json
+  json "d['ranks'] == 4 and d['active_ranks'] == 4 and len(d['tokens']) >= 1 and \
+len(d['memory_mib']) == 4 and sum(d['rank_context_tokens']) == d['context_tokens']"
+  says "time to first token"
+  ;;
+run_context_from_stdin)
+  make_context 100
+  "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" \
+    --max-new-tokens 3 --json <"$tmp/context.txt" >"$tmp/out" 2>"$tmp/err" ||
+    fail "run with --context - failed"
+  json "d['context_tokens'] > 100"
+  ;;
+run_global_matches_star_one_block)
+  # One block on one rank is global attention: the same greedy tokens.
+  make_context 200
+  expect 0 "${mpirun[@]}" -np 1 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 8 --json --attn global
+  cp "$tmp/out" "$tmp/global.json"
+  expect 0 "${mpirun[@]}" -np 1 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 8 --json
+  json "d['tokens'] == json.load(open('$tmp/global.json'))['tokens']"
+  ;;
+run_block_size_zero)
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --block-size 0
+  says "--block-size"
+  ;;
+run_block_size_negative)
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --block-size -64
+  says "--block-size"
+  ;;
+run_block_size_not_a_number)
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --block-size 12k
+  says "--block-size"; says "12k"
+  ;;
+run_anchor_larger_than_block)
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --block-size 32 --anchor-size 64
+  says "--anchor-size"; says "--block-size"
+  ;;
+run_empty_query)
+  make_context 50
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query ""
+  says "query is empty"
+  ;;
+run_context_too_long)
+  make_context 3000
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?"
+  says "max_position_embeddings"
+  ;;
+run_unreadable_context)
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/missing.txt" \
+    --query "Why?"
+  says "--context"; says "$tmp/missing.txt"
+  ;;
+run_more_ranks_than_blocks)
+  make_context 100
+  expect 0 "${mpirun[@]}" -np 4 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --block-size 1000 --max-new-tokens 3 --json
+  says "ranks 1..3 have no block"
+  json "d['active_ranks'] == 1 and d['ranks'] == 4"
+  ;;
+run_rank_killed)
+  # Rank 2 is killed while the ranks decode together: the job must end within 30 s, not hang,
+  # and say which rank died.
+  make_context 150
+  "${mpirun[@]}" -np 4 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 3000 --ignore-eos >"$tmp/out" 2>"$tmp/err" &
+  job=$!
+  for _ in $(seq 300); do [[ -s $tmp/out ]] && break; sleep 0.1; done
+  [[ -s $tmp/out ]] || fail "the run produced no answer to interrupt"
+  victim=""
+  for pid in $(pgrep -f "$bin run"); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=2"; then
+      victim=$pid
+    fi
+  done
+  [[ -n $victim ]] || fail "could not find rank 2's process"
+  start=$(date +%s)
+  kill -9 "$victim"
+  for _ in $(seq 300); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$job" 2>/dev/null; then
+    kill -9 "$job"
+    fail "the job still runs 30 s after rank 2 was killed"
+  fi
+  wait "$job"
+  code=$?
+  echo "job ended $(($(date +%s) - start)) s after rank 2 was killed, exit code $code"
+  [[ $code != 0 ]] || fail "the job exited 0 after losing a rank"
+  says "rank 2"
+  ;;
+eval_malformed_line)
+  python3 - >"$tmp/requests.jsonl" <<'PY'
+import json
+print(json.dumps({"context": "kalo miren tas vo " * 20, "query": "First?", "max_new_tokens": 3}))
+print('{"context": "broken", "query": ')
+print(json.dumps({"context": "quil ne sar " * 30, "query": "Second?", "max_new_tokens": 2}))
+PY
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+    --out "$tmp/results.jsonl"
+  says "requests.jsonl:2:"
+  cp "$tmp/results.jsonl" "$tmp/out"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "results do not hold lines 1 and 3 answered, 2 failed"
+import json, sys
+recs = {r["line"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert sorted(recs) == [1, 2, 3], recs.keys()
+assert "error" in recs[2] and "answer" in recs[1] and "answer" in recs[3]
+assert len(recs[3]["tokens"]) <= 2
+PY
+  ;;
+eval_resume)
+  python3 - >"$tmp/requests.jsonl" <<'PY'
+import json
+for i in range(3):
+    print(json.dumps({"context": "kalo miren tas vo " * (10 + 5 * i), "query": f"Q{i}?",
+                      "max_new_tokens": 3}))
+PY
+  expect 0 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+    --out "$tmp/full.jsonl"
+  # An interrupted run: the first record whole, the second cut short.
+  head -n 1 "$tmp/full.jsonl" >"$tmp/results.jsonl"
+  sed -n 2p "$tmp/full.jsonl" | head -c 40 >>"$tmp/results.jsonl"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+    --out "$tmp/results.jsonl"
+  python3 - "$tmp/full.jsonl" "$tmp/results.jsonl" <<'PY' || fail "the resumed results differ"
+import json, sys
+full = [json.loads(l) for l in open(sys.argv[1])]
+resumed = [json.loads(l) for l in open(sys.argv[2])]
+assert [r["line"] for r in resumed] == [1, 2, 3], [r["line"] for r in resumed]
+assert [r["tokens"] for r in resumed] == [r["tokens"] for r in full]
+PY
+  ;;
+eval_unreadable_requests)
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/none.jsonl" \
+    --out "$tmp/results.jsonl"
+  says "--requests"; says "$tmp/none.jsonl"
+  ;;
+*)
+  echo "unknown case '$1'"
+  exit 2
+  ;;
+esac
+echo "ok: $1"
