@@ -24,6 +24,13 @@ if ((${#missing[@]})); then
     "${missing[@]}" >/dev/null
 fi
 
-cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build "$build" -j"$(nproc)"
+log=$(mktemp)
+if ! { cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" &&
+  cmake --build "$build" -j"$(nproc)"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  echo "setup: the build failed (above)" >&2
+  exit 1
+fi
+rm -f "$log"
 echo "setup: built $build/starinfer" >&2
