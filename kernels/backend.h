@@ -15,8 +15,8 @@
  * j <= i + diag; diag >= nk makes every key visible (context keys), diag = 0 is plain causal
  * attention of new tokens over themselves. */
 typedef struct {
-    const float *k;   /* [nk][kv_stride], head g at offset g * head_dim */
-    const float *v;   /* [nk][kv_stride] */
+    const void *k;    /* [nk][kv_stride] in the backend's KV format, head g at g * head_dim */
+    const void *v;    /* [nk][kv_stride] */
     int nk;
     int kv_stride;
     int diag;
@@ -29,22 +29,36 @@ typedef struct {
     float *o; /* [rows][head_dim] */
 } attn_state;
 
+/* Activations are fp32 on every backend. Weights and the KV cache are kept in the backend's own
+ * formats (fp32 on the CPU; bf16 on CUDA): WEIGHT_SIZE and KV_SIZE bytes per element. */
 typedef struct backend {
     const char *name;
+    int host_memory;    /* buffers are host memory: weights are used where they were loaded */
+    size_t weight_size; /* bytes per weight element */
+    size_t kv_size;     /* bytes per K/V cache element */
+    /* Bytes free where this backend allocates (host memory, or the GPU's). */
+    size_t (*mem_available)(void);
     void *(*alloc)(size_t bytes, const char *what);
     void (*free)(void *p);
+    /* Host memory the backend copies from and to fastest (pinned for CUDA). */
+    void *(*host_alloc)(size_t bytes, const char *what);
+    void (*host_free)(void *p);
     void (*to_device)(void *dst, const void *src, size_t bytes);
     void (*to_host)(void *dst, const void *src, size_t bytes);
-    void (*copy)(void *dst, const void *src, size_t bytes);
+    /* COUNT fp32 host values into the backend's weight format at DST. */
+    void (*weight_upload)(void *dst, const float *src, size_t count);
+    /* COUNT fp32 values of K and V into the cache's format at K_DST and V_DST. */
+    void (*kv_write)(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);
 
     /* out[i] = table[ids[i]], rows of DIM. IDS is a host array. */
-    void (*embedding)(float *out, const float *table, const int *ids, int n, int dim);
+    void (*embedding)(float *out, const void *table, const int *ids, int n, int dim);
     /* out[i] = x[i] / rms(x[i]) * w, per row of DIM (HF LlamaRMSNorm, fp32). */
-    void (*rmsnorm)(float *out, const float *x, const float *w, int n, int dim, float eps);
+    void (*rmsnorm)(float *out, const float *x, const void *w, int n, int dim, float eps);
     /* out[n][rows] = x[n][cols] . w[rows][cols]^T (a torch Linear without bias). */
-    void (*matmul)(float *out, const float *x, const float *w, int n, int cols, int rows);
+    void (*matmul)(float *out, const float *x, const void *w, int n, int cols, int rows);
     /* Rotates N_HEADS heads of HEAD_DIM in every row of X (stride ROW) by position POS[i]
-     * (host array), rotate-half convention, angle pos * inv_freq[j] in fp32. */
+     * (host array), rotate-half convention, angle pos * inv_freq[j] in fp32 (INV_FREQ in
+     * backend memory). */
     void (*rope)(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                  const float *inv_freq);
     /* gate[i] = silu(gate[i]) * up[i] */
@@ -63,5 +77,13 @@ typedef struct backend {
 } backend;
 
 const backend *backend_cpu(void);
+
+/* The CUDA backend on device DEVICE (NULL, with a message in ERR, where it cannot start).
+ * Compiled in when the CUDA toolkit is present (STARINFER_HAVE_CUDA). */
+const backend *backend_cuda(int device, char *err, size_t err_len);
+/* Number of CUDA devices visible (0 without the toolkit, a driver or a GPU). */
+int backend_cuda_device_count(void);
+/* The PCI bus id ("0000:65:00.0") of DEVICE, for placing the rank near its GPU. */
+int backend_cuda_pci_bus_id(int device, char *buf, size_t len);
 
 #endif

@@ -113,12 +113,23 @@ int star_flags_parse(star_flags *s, const char *flag, const char *value, si_erro
         if (parse_int(flag, value, 1, 1L << 20, &n, err))
             return -1;
         s->req.chunk = (int)n;
+    } else if (!strcmp(flag, "--device")) {
+        if (device_parse(value, &s->device, err))
+            return -1;
     } else if (!strcmp(flag, "--merge")) {
         if (star_merge_parse_mode(value, &s->req.merge))
             return si_error_set(err, "--merge must be 'one-call' or 'two-call', got '%s'", value);
     } else {
         return 0;
     }
+    return 1;
+}
+
+int star_flags_switch(star_flags *s, const char *flag)
+{
+    if (strcmp(flag, "--share-gpus"))
+        return 0;
+    s->share_gpus = 1;
     return 1;
 }
 

@@ -7,6 +7,7 @@
 
 #include "kernels/check.h"
 #include "runtime/generation.h"
+#include "runtime/device.h"
 #include "runtime/request.h"
 
 #define MAX_STOP_STRINGS 16
@@ -40,6 +41,8 @@ int gen_flags_switch(gen_flags *g, const char *flag);
 typedef struct {
     request_opts req;
     const char *model_dir;
+    device_kind device;
+    int share_gpus;
 } star_flags;
 
 #define STAR_FLAGS_HELP                                                                           \
@@ -48,12 +51,16 @@ typedef struct {
     "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"  \
     "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"         \
     "  --chunk N              most tokens per forward pass (default 512)\n"                       \
-    "  --merge MODE           one-call (default) or two-call: how ranks merge softmax statistics\n"
+    "  --merge MODE           one-call (default) or two-call: how ranks merge softmax statistics\n" \
+    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"         \
+    "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
 
 void star_flags_init(star_flags *s);
 /* 1 when FLAG is one of these and VALUE was taken, 0 when it is not one, -1 on error. */
 int star_flags_parse(star_flags *s, const char *flag, const char *value, si_error *err);
 int star_flags_check(const star_flags *s, si_error *err);
+/* 1 when FLAG is a star flag that takes no value (and it was applied), else 0. */
+int star_flags_switch(star_flags *s, const char *flag);
 
 /* Reads a whole file (PATH "-" is standard input) into a malloc'd NUL-terminated string. */
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err);

@@ -12,6 +12,7 @@
 #include "launcher/commands.h"
 #include "launcher/prompt.h"
 #include "launcher/report.h"
+#include "launcher/session.h"
 #include "runtime/mpi_check.h"
 
 static const char *usage =
@@ -34,7 +35,7 @@ static int parse(eval_opts *o, int argc, char **argv, si_error *err)
     gen_flags_init(&o->g);
     for (int i = 0; i < argc;) {
         const char *flag = argv[i++];
-        if (gen_flags_switch(&o->g, flag))
+        if (gen_flags_switch(&o->g, flag) || star_flags_switch(&o->s, flag))
             continue;
         if (i == argc)
             return si_error_set(err, "%s needs a value (see --help)", flag);
@@ -253,23 +254,19 @@ int cmd_eval(int argc, char **argv)
         mpi_stop();
         return 2;
     }
-    model m;
-    int loaded = model_load(&m, o.s.model_dir, &err) == 0;
-    if (!loaded)
-        si_log("error: %s", err.msg);
+    session s;
     int rc = 1;
-    if (mpi_all_ok(loaded)) {
+    if (session_open(&s, &o.s) == 0) {
         request_opts ro = o.s.req;
         ro.gen = o.g.gen;
         if (rank == 0) {
-            rc = eval_root(&m, &o, &ro);
+            rc = eval_root(&s.m, &o, &ro);
         } else {
-            eval_follow(&m, &ro);
+            eval_follow(&s.m, &ro);
             rc = 0;
         }
     }
-    if (loaded)
-        model_free(&m);
+    session_close(&s);
     mpi_stop();
     return rc;
 }

@@ -7,6 +7,7 @@
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/prompt.h"
+#include "runtime/device.h"
 #include "runtime/generation.h"
 #include "runtime/global_attention.h"
 #include "runtime/timer.h"
@@ -14,11 +15,13 @@
 static const char *usage =
     "usage: starinfer generate --model DIR --prompt TEXT [options]\n"
     "Runs the model on one process with global attention and prints the continuation.\n"
-    "  --json                 print the answer, timings and memory as JSON\n" GEN_FLAGS_HELP;
+    "  --json                 print the answer, timings and memory as JSON\n"
+    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n" GEN_FLAGS_HELP;
 
 typedef struct {
     const char *model_dir, *prompt;
     int json;
+    device_kind device;
     gen_flags g;
 } generate_opts;
 
@@ -42,6 +45,10 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
             o->model_dir = value;
         else if (rc == 0 && !strcmp(flag, "--prompt"))
             o->prompt = value;
+        else if (rc == 0 && !strcmp(flag, "--device")) {
+            if (device_parse(value, &o->device, err))
+                return -1;
+        }
         else if (rc == 0)
             return si_error_set(err, "unknown argument '%s'\n%s", flag, usage);
     }
@@ -101,13 +108,21 @@ int cmd_generate(int argc, char **argv)
                 n, o.g.gen.max_new_tokens, capacity, m.cfg.max_position_embeddings);
         return 1;
     }
+    const backend *be = device_open(o.device, 0, 1, 0, &err);
+    if (!be) {
+        fprintf(stderr, "starinfer generate: %s\n", err.msg);
+        return 1;
+    }
     int chunk = n < 512 ? n : 512;
-    size_t bytes = m.w.bytes + global_runner_bytes(&m.cfg, capacity, chunk);
-    si_log("%d prompt tokens; memory: %.1f MiB (weights %.1f MiB, KV cache and activations %.1f "
-           "MiB)",
-           n, bytes / 1048576.0, m.w.bytes / 1048576.0, (bytes - m.w.bytes) / 1048576.0);
+    backend_weights bw;
+    backend_weights_upload(&bw, &m.cfg, &m.w, m.inv_freq, be);
+    size_t weights = be->host_memory ? m.w.bytes : bw.bytes;
+    size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk);
+    si_log("%d prompt tokens; memory on %s: %.1f MiB (weights %.1f MiB, KV cache and activations "
+           "%.1f MiB)",
+           n, be->name, bytes / 1048576.0, weights / 1048576.0, (bytes - weights) / 1048576.0);
     global_runner g;
-    global_runner_init(&g, &m, backend_cpu(), capacity, chunk);
+    global_runner_init(&g, &m.cfg, &bw, be, capacity, chunk);
     double t0 = timer_now();
     const float *logits = global_prefill(&g, ids, n, 0);
     double prefill_s = timer_now() - t0;
@@ -122,6 +137,7 @@ int cmd_generate(int argc, char **argv)
         print_json(&o, n, prefill_s, &r, bytes);
     gen_result_free(&r);
     global_runner_free(&g);
+    backend_weights_free(&bw, be);
     free(ids);
     model_free(&m);
     return 0;

@@ -8,6 +8,7 @@
 #include "launcher/commands.h"
 #include "launcher/prompt.h"
 #include "launcher/report.h"
+#include "launcher/session.h"
 #include "runtime/mpi_check.h"
 
 static const char *usage =
@@ -30,7 +31,8 @@ static int parse(run_opts *o, int argc, char **argv, si_error *err)
     gen_flags_init(&o->g);
     for (int i = 0; i < argc;) {
         const char *flag = argv[i++];
-        if (!strcmp(flag, "--json") || gen_flags_switch(&o->g, flag)) {
+        if (!strcmp(flag, "--json") || gen_flags_switch(&o->g, flag) ||
+            star_flags_switch(&o->s, flag)) {
             o->json |= !strcmp(flag, "--json");
             continue;
         }
@@ -126,15 +128,11 @@ int cmd_run(int argc, char **argv)
         mpi_stop();
         return 2;
     }
-    model m;
-    int loaded = model_load(&m, o.s.model_dir, &err) == 0;
-    if (!loaded)
-        si_log("error: %s", err.msg);
+    session s;
     int rc = 1;
-    if (mpi_all_ok(loaded))
-        rc = serve(&m, &o, rank);
-    if (loaded)
-        model_free(&m);
+    if (session_open(&s, &o.s) == 0)
+        rc = serve(&s.m, &o, rank);
+    session_close(&s);
     mpi_stop();
     return rc;
 }

@@ -8,11 +8,14 @@
 static size_t act_floats(const model_config *c, int n_max, int logit_rows, size_t *parts)
 {
     size_t n = (size_t)n_max, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t rows = n * c->n_heads;
     size_t sizes[] = {
         n * c->hidden_size,       /* x */
         n * c->hidden_size,       /* xb */
         n * qd,                   /* q */
+        n * kvd,                  /* k of the new tokens, before the cache's format */
+        n * kvd,                  /* v */
         n * qd,                   /* att: the attention state's o, normalised in place */
         n * c->intermediate_size, /* hb */
         n * c->intermediate_size, /* hb2 */
@@ -34,54 +37,67 @@ size_t forward_state_bytes(const model_config *cfg, int n_max, int logit_rows)
     return sizeof(float) * act_floats(cfg, n_max, logit_rows, NULL);
 }
 
-void forward_state_init(forward_state *fs, const model *m, const backend *be, int n_max,
-                        int logit_rows)
+void forward_state_init(forward_state *fs, const model_config *cfg, const backend_weights *w,
+                        const backend *be, int n_max, int logit_rows)
 {
     memset(fs, 0, sizeof *fs);
-    fs->m = m;
+    fs->cfg = cfg;
+    fs->w = w;
     fs->be = be;
     fs->n_max = n_max;
     fs->logit_rows = logit_rows;
-    size_t parts[9];
-    size_t total = act_floats(&m->cfg, n_max, logit_rows, parts);
+    enum { N_PARTS = 11 };
+    size_t parts[N_PARTS];
+    size_t total = act_floats(cfg, n_max, logit_rows, parts);
     float *p = be->alloc(sizeof(float) * total, "activations");
-    float **slots[] = {&fs->x,   &fs->xb,     &fs->q,       &fs->att,    &fs->hb,
-                       &fs->hb2, &fs->logits, &fs->state.m, &fs->state.l};
-    for (int i = 0; i < 9; i++) {
+    float **slots[N_PARTS] = {&fs->x,   &fs->xb,  &fs->q,      &fs->k,       &fs->v,      &fs->att,
+                              &fs->hb, &fs->hb2, &fs->logits, &fs->state.m, &fs->state.l};
+    for (int i = 0; i < N_PARTS; i++) {
         *slots[i] = p;
         p += parts[i];
     }
     fs->state.o = fs->att;
-    fs->logits_host = mallocCheck(sizeof(float) * (size_t)logit_rows * m->cfg.vocab_size,
-                                  "host logits");
+    fs->logits_host = be->host_alloc(sizeof(float) * (size_t)logit_rows * cfg->vocab_size,
+                                     "host logits");
 }
 
 void forward_state_free(forward_state *fs)
 {
     if (fs->x)
         fs->be->free(fs->x);
-    free(fs->logits_host);
+    if (fs->logits_host)
+        fs->be->host_free(fs->logits_host);
     memset(fs, 0, sizeof *fs);
 }
 
-static attn_keys span_keys(const kv_span *s, int layer, int kv_dim, int from, int nk, int diag)
+void *kv_span_at(const kv_span *s, const backend *be, int which_v, int layer, int row, int kv_dim)
 {
-    size_t off = (size_t)layer * s->layer_stride + (size_t)from * kv_dim;
-    attn_keys keys = {s->k + off, s->v + off, nk, kv_dim, diag};
+    size_t elem = (size_t)layer * s->layer_stride + (size_t)row * kv_dim;
+    return (char *)(which_v ? s->v : s->k) + elem * be->kv_size;
+}
+
+static attn_keys span_keys(const forward_state *fs, const kv_span *s, int layer, int from, int nk,
+                           int diag)
+{
+    int kvd = fs->cfg->n_kv_heads * fs->cfg->head_dim;
+    attn_keys keys = {kv_span_at(s, fs->be, 0, layer, from, kvd),
+                      kv_span_at(s, fs->be, 1, layer, from, kvd), nk, kvd, diag};
     return keys;
 }
 
-/* Projects the new tokens' keys and values straight into the store's rows, rotated. */
+/* Projects and rotates the new tokens' keys and values, and writes them after the store's rows
+ * in the cache's format. */
 static void store_kv(forward_state *fs, int layer, const int *pos, int n, kv_span *st)
 {
-    const model_config *c = &fs->m->cfg;
-    const layer_weights *w = &fs->m->w.layers[layer];
+    const model_config *c = fs->cfg;
+    const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
     int kvd = c->n_kv_heads * c->head_dim;
-    size_t off = (size_t)layer * st->layer_stride + (size_t)st->rows * kvd;
-    be->matmul(st->k + off, fs->xb, w->wk, n, c->hidden_size, kvd);
-    be->matmul(st->v + off, fs->xb, w->wv, n, c->hidden_size, kvd);
-    be->rope(st->k + off, pos, n, kvd, c->n_kv_heads, c->head_dim, fs->m->inv_freq);
+    be->matmul(fs->k, fs->xb, w->wk, n, c->hidden_size, kvd);
+    be->matmul(fs->v, fs->xb, w->wv, n, c->hidden_size, kvd);
+    be->rope(fs->k, pos, n, kvd, c->n_kv_heads, c->head_dim, fs->w->inv_freq);
+    be->kv_write(kv_span_at(st, be, 0, layer, st->rows, kvd),
+                 kv_span_at(st, be, 1, layer, st->rows, kvd), fs->k, fs->v, (size_t)n * kvd);
 }
 
 /* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
@@ -89,31 +105,31 @@ static void store_kv(forward_state *fs, int layer, const int *pos, int n, kv_spa
 static void attention_block(forward_state *fs, int layer, const int *pos, int n,
                             const forward_args *args)
 {
-    const model_config *c = &fs->m->cfg;
-    const layer_weights *w = &fs->m->w.layers[layer];
+    const model_config *c = fs->cfg;
+    const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int qd = c->n_heads * c->head_dim;
     float scale = 1.0f / sqrtf((float)c->head_dim);
 
     be->matmul(fs->q, fs->xb, w->wq, n, c->hidden_size, qd);
-    be->rope(fs->q, pos, n, qd, c->n_heads, c->head_dim, fs->m->inv_freq);
+    be->rope(fs->q, pos, n, qd, c->n_heads, c->head_dim, fs->w->inv_freq);
     be->attn_init(&fs->state, n * c->n_heads, c->head_dim);
     for (int i = 0; i < args->n_prefix; i++) {
         const kv_span *s = &args->prefix[i];
-        attn_keys keys = span_keys(s, layer, kvd, 0, s->rows, INT_MAX);
+        attn_keys keys = span_keys(fs, s, layer, 0, s->rows, INT_MAX);
         be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
     kv_span *st = args->store;
     if (st) {
         store_kv(fs, layer, pos, n, st);
-        attn_keys keys = span_keys(st, layer, kvd, args->self_from,
-                                   st->rows + n - args->self_from, st->rows - args->self_from);
+        attn_keys keys = span_keys(fs, st, layer, args->self_from, st->rows + n - args->self_from,
+                                   st->rows - args->self_from);
         be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
     if (args->combine)
-        args->combine(args->combine_user, &fs->state, n * c->n_heads, c->head_dim);
+        args->combine(args->combine_user, be, &fs->state, n * c->n_heads, c->head_dim);
     be->attn_finalize(fs->att, &fs->state, n * c->n_heads, c->head_dim);
     be->matmul(fs->xb, fs->att, w->wo, n, qd, c->hidden_size);
     be->add(fs->x, fs->xb, (size_t)n * c->hidden_size);
@@ -121,8 +137,8 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
 
 static void mlp_block(forward_state *fs, int layer, int n)
 {
-    const model_config *c = &fs->m->cfg;
-    const layer_weights *w = &fs->m->w.layers[layer];
+    const model_config *c = fs->cfg;
+    const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
     be->rmsnorm(fs->xb, fs->x, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
     be->matmul(fs->hb, fs->xb, w->w_gate, n, c->hidden_size, c->intermediate_size);
@@ -134,14 +150,14 @@ static void mlp_block(forward_state *fs, int layer, int n)
 
 static const float *lm_head(forward_state *fs, int n, forward_logits which)
 {
-    const model_config *c = &fs->m->cfg;
+    const model_config *c = fs->cfg;
     const backend *be = fs->be;
     int first = which == FORWARD_LOGITS_LAST ? n - 1 : 0, rows = n - first;
     if (rows > fs->logit_rows)
         si_fatal("forward asked for %d rows of logits, sized for %d", rows, fs->logit_rows);
     const float *x = fs->x + (size_t)first * c->hidden_size;
-    be->rmsnorm(fs->xb, x, fs->m->w.norm, rows, c->hidden_size, c->rms_norm_eps);
-    be->matmul(fs->logits, fs->xb, fs->m->w.lm_head, rows, c->hidden_size, c->vocab_size);
+    be->rmsnorm(fs->xb, x, fs->w->norm, rows, c->hidden_size, c->rms_norm_eps);
+    be->matmul(fs->logits, fs->xb, fs->w->lm_head, rows, c->hidden_size, c->vocab_size);
     be->to_host(fs->logits_host, fs->logits, sizeof(float) * (size_t)rows * c->vocab_size);
     return fs->logits_host;
 }
@@ -149,7 +165,7 @@ static const float *lm_head(forward_state *fs, int n, forward_logits which)
 const float *forward(forward_state *fs, const int *tokens, const int *pos, int n,
                      const forward_args *args)
 {
-    const model_config *c = &fs->m->cfg;
+    const model_config *c = fs->cfg;
     if (n <= 0 || n > fs->n_max)
         si_fatal("forward called with %d tokens, sized for 1..%d", n, fs->n_max);
     if (args->store && args->store->rows + n > args->store->capacity)
@@ -159,9 +175,9 @@ const float *forward(forward_state *fs, const int *tokens, const int *pos, int n
     /* When only the keys and values are wanted (encoding context), the last layer's attention
      * and MLP feed nothing that is kept: compute its K/V and stop. */
     int kv_only = args->logits == FORWARD_LOGITS_NONE && !args->combine && args->store;
-    be->embedding(fs->x, fs->m->w.embed, tokens, n, c->hidden_size);
+    be->embedding(fs->x, fs->w->embed, tokens, n, c->hidden_size);
     for (int layer = 0; layer < c->n_layers; layer++) {
-        be->rmsnorm(fs->xb, fs->x, fs->m->w.layers[layer].attn_norm, n, c->hidden_size,
+        be->rmsnorm(fs->xb, fs->x, fs->w->layers[layer].attn_norm, n, c->hidden_size,
                     c->rms_norm_eps);
         if (kv_only && layer == c->n_layers - 1) {
             store_kv(fs, layer, pos, n, args->store);

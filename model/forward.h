@@ -7,21 +7,24 @@
 #define STARINFER_MODEL_FORWARD_H
 
 #include "kernels/backend.h"
+#include "model/backend_weights.h"
 #include "model/model.h"
 
-/* Keys and values of every layer for a run of positions: layer L's row R is at
- * k + L * layer_stride + R * kv_dim. */
+/* Keys and values of every layer for a run of positions, in the backend's KV format: layer L's
+ * row R starts at element L * layer_stride + R * kv_dim of k and v. */
 typedef struct {
-    float *k;
-    float *v;
-    size_t layer_stride; /* floats */
+    void *k;
+    void *v;
+    size_t layer_stride; /* elements */
     int rows;            /* rows in use */
     int capacity;        /* rows available */
 } kv_span;
 
-/* Called once per layer with the attention state of every (token, head) row, after the local
- * keys are folded in and before it is normalised: the place to merge with other processes. */
-typedef void (*attn_combine_fn)(void *user, attn_state *s, int rows, int head_dim);
+/* Called once per layer with the attention state of every (token, head) row (in backend
+ * memory), after the local keys are folded in and before it is normalised: the place to merge
+ * with other processes. */
+typedef void (*attn_combine_fn)(void *user, const backend *be, attn_state *s, int rows,
+                                int head_dim);
 
 typedef enum {
     FORWARD_LOGITS_NONE = 0,
@@ -40,20 +43,25 @@ typedef struct {
 } forward_args;
 
 typedef struct {
-    const model *m;
+    const model_config *cfg;
+    const backend_weights *w;
     const backend *be;
     int n_max;      /* most new tokens per call */
     int logit_rows; /* most logit rows per call */
-    float *x, *xb, *q, *att, *hb, *hb2, *logits;
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *logits;
     attn_state state;
     float *logits_host;
 } forward_state;
 
-/* Sizes every activation for N_MAX new tokens and LOGIT_ROWS rows of logits, in one go. */
-void forward_state_init(forward_state *fs, const model *m, const backend *be, int n_max,
-                        int logit_rows);
+/* Sizes every activation for N_MAX new tokens and LOGIT_ROWS rows of logits, in one go, on BE,
+ * computing with the weights W (resident on BE). */
+void forward_state_init(forward_state *fs, const model_config *cfg, const backend_weights *w,
+                        const backend *be, int n_max, int logit_rows);
 void forward_state_free(forward_state *fs);
 size_t forward_state_bytes(const model_config *cfg, int n_max, int logit_rows);
+/* The first element of layer LAYER, row ROW of a span's keys (K) or values (V), as a pointer. */
+void *kv_span_at(const kv_span *s, const backend *be, int which_v, int layer, int row,
+                 int kv_dim);
 
 /* Runs N <= n_max tokens at positions POS. Returns host logits ([1][vocab] for LAST, [n][vocab]
  * for ALL) or NULL for NONE. On return args->store->rows has grown by N. */

@@ -2,16 +2,16 @@
 
 #include "runtime/kv_cache.h"
 
-size_t global_runner_bytes(const model_config *cfg, int capacity, int chunk)
+size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk)
 {
-    return kv_cache_bytes(cfg, capacity) + forward_state_bytes(cfg, chunk, 1);
+    return kv_cache_bytes(cfg, be, capacity) + forward_state_bytes(cfg, chunk, 1);
 }
 
-void global_runner_init(global_runner *g, const model *m, const backend *be, int capacity,
-                        int chunk)
+void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,
+                        const backend *be, int capacity, int chunk)
 {
-    forward_state_init(&g->fs, m, be, chunk, 1);
-    kv_cache_alloc(&g->kv, &m->cfg, be, capacity, "KV cache");
+    forward_state_init(&g->fs, cfg, w, be, chunk, 1);
+    kv_cache_alloc(&g->kv, cfg, be, capacity, "KV cache");
 }
 
 void global_runner_free(global_runner *g)

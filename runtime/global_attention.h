@@ -12,10 +12,10 @@ typedef struct {
 } global_runner;
 
 /* Sizes the cache for CAPACITY positions and the activations for CHUNK tokens per forward. */
-void global_runner_init(global_runner *g, const model *m, const backend *be, int capacity,
-                        int chunk);
+void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,
+                        const backend *be, int capacity, int chunk);
 void global_runner_free(global_runner *g);
-size_t global_runner_bytes(const model_config *cfg, int capacity, int chunk);
+size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk);
 
 /* Encodes N tokens at positions FIRST_POS.. and returns the last one's logits. */
 const float *global_prefill(global_runner *g, const int *ids, int n, int first_pos);

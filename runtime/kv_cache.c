@@ -2,9 +2,9 @@
 
 #include <string.h>
 
-size_t kv_cache_bytes(const model_config *cfg, int capacity)
+size_t kv_cache_bytes(const model_config *cfg, const backend *be, int capacity)
 {
-    return 2 * sizeof(float) * (size_t)cfg->n_layers * capacity * cfg->n_kv_heads * cfg->head_dim;
+    return 2 * be->kv_size * (size_t)cfg->n_layers * capacity * cfg->n_kv_heads * cfg->head_dim;
 }
 
 void kv_cache_alloc(kv_span *kv, const model_config *cfg, const backend *be, int capacity,
@@ -12,8 +12,8 @@ void kv_cache_alloc(kv_span *kv, const model_config *cfg, const backend *be, int
 {
     memset(kv, 0, sizeof *kv);
     size_t layer = (size_t)capacity * cfg->n_kv_heads * cfg->head_dim;
-    kv->k = be->alloc(kv_cache_bytes(cfg, capacity > 0 ? capacity : 1), what);
-    kv->v = kv->k + layer * cfg->n_layers;
+    kv->k = be->alloc(kv_cache_bytes(cfg, be, capacity > 0 ? capacity : 1), what);
+    kv->v = (char *)kv->k + layer * cfg->n_layers * be->kv_size;
     kv->layer_stride = layer;
     kv->capacity = capacity;
 }

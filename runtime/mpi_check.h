@@ -18,5 +18,7 @@ int mpi_rank(void);
 int mpi_size(void);
 /* True on every rank when OK holds on every rank of MPI_COMM_WORLD. */
 int mpi_all_ok(int ok);
+/* This rank's index among the ranks of its node, and how many share the node. */
+void mpi_local_rank(int *local_rank, int *local_size);
 
 #endif

@@ -36,20 +36,6 @@ void request_ids_free(request_ids *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Host memory this node could still give, from the kernel's MemAvailable. */
-static size_t host_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    size_t kib = 0;
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib ? kib * 1024 : (size_t)-1;
-}
-
 /* Sizes common to every rank: an error here is the same everywhere. */
 static int check_sizes(const model *m, const request_ids *r, int n_ranks, const request_opts *o,
                        int *block, int *anchor, si_error *err)
@@ -85,18 +71,26 @@ static int all_ok(MPI_Comm comm, int ok)
     return all;
 }
 
-static int check_memory(const model *m, size_t need, int rank, si_error *err)
+static int check_memory(const backend *be, size_t need, int rank, si_error *err)
 {
-    size_t avail = host_available();
+    size_t avail = be->mem_available();
     if (need <= avail)
         return 0;
     char host[256] = "?";
     gethostname(host, sizeof host);
     return si_error_set(err,
-                        "rank %d on %s needs %.1f MiB for its KV cache and activations (weights "
-                        "%.1f MiB already loaded) but the node has %.1f MiB available\n"
-                        "  HINT: use more ranks or nodes, or a smaller --block-size",
-                        rank, host, need / 1048576.0, m->w.bytes / 1048576.0, avail / 1048576.0);
+                        "rank %d on %s needs %.1f MiB of %s memory for its KV cache and "
+                        "activations, and %.1f MiB are free\n"
+                        "  HINT: use more ranks or nodes, a smaller --block-size, or a smaller "
+                        "--chunk",
+                        rank, host, need / 1048576.0, be->host_memory ? "host" : "GPU",
+                        avail / 1048576.0);
+}
+
+/* The weights' bytes where this rank computes. */
+static size_t weights_bytes(const model *m, const request_opts *o)
+{
+    return o->be->host_memory ? m->w.bytes : o->w->bytes;
 }
 
 typedef struct {
@@ -129,14 +123,14 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    star_opts so = {.m = m, .be = backend_cpu(), .comm = comm, .block = res->block,
+    star_opts so = {.cfg = &m->cfg, .w = o->w, .be = o->be, .comm = comm, .block = res->block,
                     .anchor = res->anchor, .chunk = o->chunk,
                     .max_tail = r->n_query + r->max_new_tokens, .merge = o->merge};
     star_plan plan;
     if (star_plan_make(&plan, r->n_ctx, res->block, res->anchor, rank, res->n_ranks, err) != 0)
         return -1;
-    size_t need = star_engine_bytes(&m->cfg, &plan, o->chunk, so.max_tail);
-    int fits = check_memory(m, need, rank, err) == 0;
+    size_t need = star_engine_bytes(&m->cfg, o->be, &plan, o->chunk, so.max_tail);
+    int fits = check_memory(o->be, need, rank, err) == 0;
     if (!fits && rank != 0)
         si_log("error: %s", err->msg); /* rank 0 reports its own through the caller */
     if (!all_ok(comm, fits)) {
@@ -153,10 +147,10 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     star_engine e;
     if (star_engine_init(&e, &so, r->n_ctx, err) != 0)
         return -1;
-    si_log("memory: %.1f MiB (weights %.1f, KV cache and activations %.1f), %d context tokens in "
-           "%d block(s)",
-           (m->w.bytes + e.bytes) / 1048576.0, m->w.bytes / 1048576.0, e.bytes / 1048576.0,
-           plan.ctx_len, plan.my_blocks);
+    si_log("memory on %s: %.1f MiB (weights %.1f, KV cache and activations %.1f), %d context "
+           "tokens in %d block(s)",
+           o->be->name, (weights_bytes(m, o) + e.bytes) / 1048576.0,
+           weights_bytes(m, o) / 1048576.0, e.bytes / 1048576.0, plan.ctx_len, plan.my_blocks);
     mpiCheck(MPI_Barrier(comm));
     double t0 = timer_now();
     star_phase1(&e, r->ctx);
@@ -167,8 +161,8 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
                         .stream = rank == 0 ? o->stream : NULL};
         generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
     }
-    *st = (rank_stats){e.phase1_s, e.phase2_s, e.mg.seconds, (double)(m->w.bytes + e.bytes),
-                       plan.ctx_len};
+    *st = (rank_stats){e.phase1_s, e.phase2_s, e.mg.seconds,
+                       (double)(weights_bytes(m, o) + e.bytes), plan.ctx_len};
     star_engine_free(&e);
     return 0;
 }
@@ -188,8 +182,8 @@ static void run_global(const model *m, MPI_Comm comm, const request_ids *r,
         si_warn("--attn global runs on rank 0 alone; ranks 1..%d stay idle", res->n_ranks - 1);
     int capacity = r->n_ctx + r->n_query + r->max_new_tokens;
     global_runner g;
-    global_runner_init(&g, m, backend_cpu(), capacity, o->chunk);
-    size_t bytes = global_runner_bytes(&m->cfg, capacity, o->chunk);
+    global_runner_init(&g, &m->cfg, o->w, o->be, capacity, o->chunk);
+    size_t bytes = global_runner_bytes(&m->cfg, o->be, capacity, o->chunk);
     double t0 = timer_now();
     global_prefill(&g, r->ctx, r->n_ctx, 0);
     double t1 = timer_now();
@@ -197,7 +191,7 @@ static void run_global(const model *m, MPI_Comm comm, const request_ids *r,
     res->ttft_s = timer_now() - t0;
     gen_driver d = {.step = global_step, .user = &g, .is_root = 1, .stream = o->stream};
     generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
-    *st = (rank_stats){t1 - t0, res->ttft_s - (t1 - t0), 0, (double)(m->w.bytes + bytes),
+    *st = (rank_stats){t1 - t0, res->ttft_s - (t1 - t0), 0, (double)(weights_bytes(m, o) + bytes),
                        r->n_ctx};
     global_runner_free(&g);
 }

@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <stdio.h>
 
+#include "model/backend_weights.h"
 #include "runtime/generation.h"
 #include "runtime/star_merge.h"
 
@@ -23,6 +24,8 @@ typedef struct {
 typedef enum { ATTN_STAR = 0, ATTN_GLOBAL } attn_mode;
 
 typedef struct {
+    const backend *be;
+    const backend_weights *w; /* the model's weights, resident on BE */
     attn_mode attn;
     int block;  /* 0: ceil(context / ranks) */
     int anchor; /* 0: the block size */

@@ -17,13 +17,13 @@ static int needs_anchor(const star_plan *p)
     return p->my_blocks > 0 && p->first_block > 0;
 }
 
-size_t star_engine_bytes(const model_config *cfg, const star_plan *p, int chunk, int max_tail)
+size_t star_engine_bytes(const model_config *cfg, const backend *be, const star_plan *p, int chunk,
+                         int max_tail)
 {
-    size_t bytes = kv_cache_bytes(cfg, p->ctx_len + tail_capacity(p, max_tail));
+    size_t bytes = kv_cache_bytes(cfg, be, p->ctx_len + tail_capacity(p, max_tail));
     if (needs_anchor(p))
-        bytes += kv_cache_bytes(cfg, p->anchor);
+        bytes += kv_cache_bytes(cfg, be, p->anchor);
     bytes += forward_state_bytes(cfg, chunk, chunk);
-    bytes += sizeof(float) * (size_t)chunk * cfg->n_heads * (cfg->head_dim + 2);
     return bytes;
 }
 
@@ -37,16 +37,16 @@ int star_engine_init(star_engine *e, const star_opts *o, int n_ctx, si_error *er
     if (star_plan_make(&e->plan, n_ctx, o->block, o->anchor, rank, size, err) != 0)
         return -1;
     const star_plan *p = &e->plan;
-    const model_config *cfg = &o->m->cfg;
+    const model_config *cfg = o->cfg;
     mpiCheck(MPI_Comm_split(o->comm, p->my_blocks > 0 ? 0 : MPI_UNDEFINED, rank, &e->active));
     if (p->my_blocks == 0)
         return 0;
     kv_cache_alloc(&e->kv, cfg, o->be, p->ctx_len + tail_capacity(p, o->max_tail), "KV cache");
     if (needs_anchor(p))
         kv_cache_alloc(&e->anchor, cfg, o->be, p->anchor, "anchor KV");
-    forward_state_init(&e->fs, o->m, o->be, o->chunk, o->chunk);
-    star_merge_init(&e->mg, e->active, o->merge, cfg->head_dim, o->chunk * cfg->n_heads);
-    e->bytes = star_engine_bytes(cfg, p, o->chunk, o->max_tail);
+    forward_state_init(&e->fs, cfg, o->w, o->be, o->chunk, o->chunk);
+    star_merge_init(&e->mg, e->active, o->merge, o->be, cfg->head_dim, o->chunk * cfg->n_heads);
+    e->bytes = star_engine_bytes(cfg, o->be, p, o->chunk, o->max_tail);
     return 0;
 }
 

@@ -17,7 +17,8 @@
 #include "runtime/star_plan.h"
 
 typedef struct {
-    const model *m;
+    const model_config *cfg;
+    const backend_weights *w; /* resident on BE */
     const backend *be;
     MPI_Comm comm; /* the ranks that serve this request */
     int block;     /* block size b */
@@ -41,7 +42,8 @@ typedef struct {
 } star_engine;
 
 /* Bytes a rank needs beyond the weights (the memory plan, before anything is allocated). */
-size_t star_engine_bytes(const model_config *cfg, const star_plan *p, int chunk, int max_tail);
+size_t star_engine_bytes(const model_config *cfg, const backend *be, const star_plan *p, int chunk,
+                         int max_tail);
 
 /* Plans the blocks of an N_CTX-token context over O->comm and allocates this rank's share. */
 int star_engine_init(star_engine *e, const star_opts *o, int n_ctx, si_error *err);

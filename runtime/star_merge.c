@@ -30,15 +30,20 @@ static void merge_records(void *in, void *inout, int *len, MPI_Datatype *type)
     }
 }
 
-void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, int head_dim,
-                     int max_rows)
+void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, const backend *be,
+                     int head_dim, int max_rows)
 {
     memset(mg, 0, sizeof *mg);
     mg->comm = comm;
     mg->mode = mode;
+    mg->be = be;
     mg->head_dim = head_dim;
     mg->max_rows = max_rows;
     mg->buf = mallocCheck(sizeof(float) * (size_t)max_rows * (head_dim + 2), "merge buffer");
+    if (!be->host_memory) {
+        float *h = be->host_alloc(sizeof(float) * (size_t)max_rows * (head_dim + 2), "merge staging");
+        mg->host = (attn_state){h, h + max_rows, h + 2 * (size_t)max_rows};
+    }
     mpiCheck(MPI_Type_contiguous(head_dim + 2, MPI_FLOAT, &mg->record));
     mpiCheck(MPI_Type_commit(&mg->record));
     mpiCheck(MPI_Op_create(merge_records, 1, &mg->op));
@@ -49,6 +54,8 @@ void star_merge_free(star_merge *mg)
     if (!mg->buf)
         return;
     free(mg->buf);
+    if (mg->host.m)
+        mg->be->host_free(mg->host.m);
     MPI_Type_free(&mg->record);
     MPI_Op_free(&mg->op);
     memset(mg, 0, sizeof *mg);
@@ -89,17 +96,31 @@ static void merge_two_calls(star_merge *mg, attn_state *s, int rows, int d)
     memcpy(s->o, mg->buf + rows, sizeof(float) * (size_t)rows * d);
 }
 
-void star_merge_combine(void *user, attn_state *s, int rows, int head_dim)
+/* Copies the state between the backend and the host staging buffers. */
+static void stage(attn_state *dst, const attn_state *src, int rows, int d,
+                  void (*copy)(void *, const void *, size_t))
+{
+    copy(dst->m, src->m, sizeof(float) * rows);
+    copy(dst->l, src->l, sizeof(float) * rows);
+    copy(dst->o, src->o, sizeof(float) * (size_t)rows * d);
+}
+
+void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, int head_dim)
 {
     star_merge *mg = user;
     if (rows > mg->max_rows || head_dim != mg->head_dim)
         si_fatal("merge of %d rows x %d sized for %d x %d", rows, head_dim, mg->max_rows,
                  mg->head_dim);
     double t0 = timer_now();
+    attn_state *h = be->host_memory ? s : &mg->host;
+    if (!be->host_memory)
+        stage(h, s, rows, head_dim, be->to_host);
     if (mg->mode == STAR_MERGE_ONE_CALL)
-        merge_one_call(mg, s, rows, head_dim);
+        merge_one_call(mg, h, rows, head_dim);
     else
-        merge_two_calls(mg, s, rows, head_dim);
+        merge_two_calls(mg, h, rows, head_dim);
+    if (!be->host_memory)
+        stage(s, h, rows, head_dim, be->to_device);
     mg->seconds += timer_now() - t0;
     mg->calls++;
 }

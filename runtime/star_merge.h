@@ -17,8 +17,11 @@ typedef enum { STAR_MERGE_ONE_CALL = 0, STAR_MERGE_TWO_CALLS } star_merge_mode;
 typedef struct {
     MPI_Comm comm;
     star_merge_mode mode;
+    const backend *be;
     int head_dim;
     int max_rows;
+    attn_state host;     /* the state staged in host memory, for a device backend (the MPI here
+                          * is not CUDA-aware) */
     float *buf;          /* packed rows */
     MPI_Datatype record; /* (2 + head_dim) floats: m, l, o */
     MPI_Op op;
@@ -26,11 +29,11 @@ typedef struct {
     long calls;
 } star_merge;
 
-void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, int head_dim,
-                     int max_rows);
+void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, const backend *be,
+                     int head_dim, int max_rows);
 void star_merge_free(star_merge *mg);
 /* An attn_combine_fn: USER is a star_merge. */
-void star_merge_combine(void *user, attn_state *s, int rows, int head_dim);
+void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, int head_dim);
 /* Parses --merge's value: "one-call" or "two-call". */
 int star_merge_parse_mode(const char *value, star_merge_mode *mode);
 

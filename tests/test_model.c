@@ -19,8 +19,9 @@
 #include "runtime/kv_cache.h"
 #include "test_util.h"
 
-/* fp32 compute on identical weights: only summation order differs from the reference. */
-#define LOGIT_TOLERANCE 1e-4
+/* On the CPU, fp32 compute on identical weights: only summation order differs from the
+ * reference (test_logit_tolerance). */
+#define LOGIT_TOLERANCE test_logit_tolerance()
 
 static const char *models[] = {"tiny-llama3", "tiny-tied", "tiny-sharded"};
 
@@ -67,6 +68,8 @@ static double rel_error(const float *a, const float *ref, int n)
     return diff / scale;
 }
 
+static backend_weights bw;
+
 static void load_model(model *m, const char *name)
 {
     char rel[256];
@@ -75,6 +78,13 @@ static void load_model(model *m, const char *name)
     int rc = model_load(m, fixture_path(rel), &err);
     if (rc != 0)
         fail_msg("%s", err.msg);
+    backend_weights_upload(&bw, &m->cfg, &m->w, m->inv_freq, test_backend());
+}
+
+static void unload_model(model *m)
+{
+    backend_weights_free(&bw, test_backend());
+    model_free(m);
 }
 
 /* Logits of every prompt position in one forward, against the reference rows. */
@@ -85,10 +95,11 @@ static void check_case_logits(const model *m, const cJSON *c, const char *name)
     int *rows = json_ints(cJSON_GetObjectItem(c, "rows"), &n_rows);
     int vocab = m->cfg.vocab_size;
     float *ref = load_rows(cJSON_GetObjectItem(c, "logits")->valuestring, (size_t)n_rows * vocab);
+    const backend *be = test_backend();
     forward_state fs;
-    forward_state_init(&fs, m, backend_cpu(), n, n);
+    forward_state_init(&fs, &m->cfg, &bw, be, n, n);
     kv_span kv;
-    kv_cache_alloc(&kv, &m->cfg, backend_cpu(), n, "test KV");
+    kv_cache_alloc(&kv, &m->cfg, be, n, "test KV");
     int *pos = malloc(sizeof(int) * n);
     for (int i = 0; i < n; i++)
         pos[i] = i;
@@ -104,13 +115,13 @@ static void check_case_logits(const model *m, const cJSON *c, const char *name)
 
     /* Chunked prefill (as generate runs it) ends on the same last-token logits. */
     global_runner g;
-    global_runner_init(&g, m, backend_cpu(), n, 97);
+    global_runner_init(&g, &m->cfg, &bw, be, n, 97);
     const float *last = global_prefill(&g, ids, n, 0);
     assert_true(rel_error(last, ref + (size_t)(n_rows - 1) * vocab, vocab) < LOGIT_TOLERANCE);
     global_runner_free(&g);
 
     free(pos);
-    kv_cache_free(&kv, backend_cpu());
+    kv_cache_free(&kv, be);
     forward_state_free(&fs);
     free(ref);
     free(rows);
@@ -123,15 +134,20 @@ static void check_case_greedy(const model *m, const cJSON *c)
     int *ids = json_ints(cJSON_GetObjectItem(c, "ids"), &n);
     int *expect = json_ints(cJSON_GetObjectItem(c, "greedy"), &n_expect);
     global_runner g;
-    global_runner_init(&g, m, backend_cpu(), n + 16, 256);
+    global_runner_init(&g, &m->cfg, &bw, test_backend(), n + 16, 256);
     const float *logits = global_prefill(&g, ids, n, 0);
     gen_params p = {.max_new_tokens = 12, .top_p = 1.0f};
     gen_driver d = {.step = global_step, .user = &g, .is_root = 1};
     gen_result r;
     generate_tokens(m, logits, n, &p, &d, &r);
-    assert_int_equal(r.n_tokens, n_expect);
-    for (int i = 0; i < n_expect; i++)
-        assert_int_equal(r.tokens[i], expect[i]);
+    if (test_backend()->host_memory) {
+        assert_int_equal(r.n_tokens, n_expect);
+        for (int i = 0; i < n_expect; i++)
+            assert_int_equal(r.tokens[i], expect[i]);
+    } else if (cJSON_GetObjectItem(c, "last_top2_gap")->valuedouble > 0.2) {
+        /* bf16 rounding may flip near-ties later on; a clear first choice must agree. */
+        assert_int_equal(r.tokens[0], expect[0]);
+    }
     gen_result_free(&r);
     global_runner_free(&g);
     free(expect);
@@ -149,7 +165,7 @@ static void test_logits_match_reference(void **state)
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases")) check_case_logits(&m, c, models[i]);
         cJSON_Delete(ref);
-        model_free(&m);
+        unload_model(&m);
     }
 }
 
@@ -163,7 +179,7 @@ static void test_greedy_matches_reference(void **state)
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases")) check_case_greedy(&m, c);
         cJSON_Delete(ref);
-        model_free(&m);
+        unload_model(&m);
     }
 }
 
@@ -190,7 +206,7 @@ static void test_prompt_ids_match_reference(void **state)
         free(ids);
     }
     cJSON_Delete(ref);
-    model_free(&m);
+    unload_model(&m);
 }
 
 int main(void)

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "kernels/backend.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +99,26 @@ void remove_dir(const char *path)
     }
     closedir(d);
     rmdir(path);
+}
+
+const struct backend *test_backend(void)
+{
+    static const backend *be;
+    if (be)
+        return be;
+    const char *dev = getenv("STARINFER_TEST_DEVICE");
+    if (!dev || !strcmp(dev, "cpu"))
+        return be = backend_cpu();
+    char err[512];
+    be = backend_cuda_device_count() > 0 ? backend_cuda(0, err, sizeof err) : NULL;
+    if (!be) {
+        printf("skipped: no CUDA GPU here\n");
+        exit(77);
+    }
+    return be;
+}
+
+double test_logit_tolerance(void)
+{
+    return test_backend()->host_memory ? 1e-4 : 3e-2;
 }

@@ -25,7 +25,7 @@ static void fold_row(float *m, float *l, float *o, const float *q, const attn_ke
         int jn = visible - j0 < KEY_CHUNK ? visible - j0 : KEY_CHUNK;
         float cmax = -INFINITY;
         for (int jj = 0; jj < jn; jj++) {
-            const float *k = keys->k + (size_t)(j0 + jj) * keys->kv_stride + kv_offset;
+            const float *k = (const float *)keys->k + (size_t)(j0 + jj) * keys->kv_stride + kv_offset;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
             for (int t = 0; t < head_dim; t++)
@@ -39,7 +39,7 @@ static void fold_row(float *m, float *l, float *o, const float *q, const attn_ke
         for (int t = 0; t < head_dim; t++)
             o[t] *= alpha;
         for (int jj = 0; jj < jn; jj++) {
-            const float *v = keys->v + (size_t)(j0 + jj) * keys->kv_stride + kv_offset;
+            const float *v = (const float *)keys->v + (size_t)(j0 + jj) * keys->kv_stride + kv_offset;
             float p = expf(scores[jj] - m_new);
             *l += p;
             for (int t = 0; t < head_dim; t++)

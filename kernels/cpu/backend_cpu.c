@@ -1,4 +1,5 @@
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/check.h"
@@ -14,13 +15,45 @@ static void cpu_copy(void *dst, const void *src, size_t bytes)
     memcpy(dst, src, bytes);
 }
 
+static void cpu_weight_upload(void *dst, const float *src, size_t count)
+{
+    memcpy(dst, src, sizeof(float) * count);
+}
+
+static void cpu_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count)
+{
+    memcpy(k_dst, k, sizeof(float) * count);
+    memcpy(v_dst, v, sizeof(float) * count);
+}
+
+/* Host memory this node could still give, from the kernel's MemAvailable. */
+static size_t cpu_mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    size_t kib = 0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib ? kib * 1024 : (size_t)-1;
+}
+
 static const backend cpu_backend = {
     .name = "cpu",
+    .host_memory = 1,
+    .weight_size = sizeof(float),
+    .kv_size = sizeof(float),
+    .mem_available = cpu_mem_available,
     .alloc = cpu_alloc,
     .free = free,
+    .host_alloc = cpu_alloc,
+    .host_free = free,
     .to_device = cpu_copy,
     .to_host = cpu_copy,
-    .copy = cpu_copy,
+    .weight_upload = cpu_weight_upload,
+    .kv_write = cpu_kv_write,
     .embedding = cpu_embedding,
     .rmsnorm = cpu_rmsnorm,
     .matmul = cpu_matmul,
@@ -36,3 +69,26 @@ const backend *backend_cpu(void)
 {
     return &cpu_backend;
 }
+
+#ifndef STARINFER_HAVE_CUDA
+/* Built without the CUDA toolkit: there is no CUDA backend to start. */
+const backend *backend_cuda(int device, char *err, size_t err_len)
+{
+    snprintf(err, err_len, "device %d: this starinfer was built without CUDA (no toolkit found "
+                           "at build time)", device);
+    return NULL;
+}
+
+int backend_cuda_device_count(void)
+{
+    return 0;
+}
+
+int backend_cuda_pci_bus_id(int device, char *buf, size_t len)
+{
+    (void)device;
+    (void)buf;
+    (void)len;
+    return -1;
+}
+#endif

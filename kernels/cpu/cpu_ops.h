@@ -5,9 +5,9 @@
 
 #include "kernels/backend.h"
 
-void cpu_embedding(float *out, const float *table, const int *ids, int n, int dim);
-void cpu_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps);
-void cpu_matmul(float *out, const float *x, const float *w, int n, int cols, int rows);
+void cpu_embedding(float *out, const void *table, const int *ids, int n, int dim);
+void cpu_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps);
+void cpu_matmul(float *out, const float *x, const void *w, int n, int cols, int rows);
 void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
               const float *inv_freq);
 void cpu_swiglu(float *gate, const float *up, size_t n);

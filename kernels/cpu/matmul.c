@@ -3,7 +3,7 @@
 #include "kernels/cpu/cpu_ops.h"
 
 /* out[n][rows] = x[n][cols] . w[rows][cols]^T; w is stored as torch stores a Linear's weight. */
-void cpu_matmul(float *out, const float *x, const float *w, int n, int cols, int rows)
+void cpu_matmul(float *out, const float *x, const void *w, int n, int cols, int rows)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, x, cols, w, cols,
                 0.0f, out, rows);

@@ -3,8 +3,9 @@
 #include "kernels/cpu/cpu_ops.h"
 
 /* HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, all in fp32. */
-void cpu_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps)
+void cpu_rmsnorm(float *out, const float *x, const void *weights, int n, int dim, float eps)
 {
+    const float *w = weights;
 #pragma omp parallel for
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * dim;

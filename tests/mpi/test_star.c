@@ -27,12 +27,14 @@
 #include "runtime/star.h"
 #include "test_util.h"
 
-/* Against the reference: fp32 on both sides, different summation orders. */
-#define REF_TOLERANCE 1e-4
-/* Between two runs of our own that differ only in where the merge happens. */
-#define SAME_TOLERANCE 2e-5
+/* Against the reference: on the CPU, fp32 on both sides, different summation orders. */
+#define REF_TOLERANCE test_logit_tolerance()
+/* Between two runs of our own that differ only in where the merge happens (on CUDA, the K/V of
+ * a block are rounded to bf16 wherever they are computed, so this holds there too). */
+#define SAME_TOLERANCE (test_backend()->host_memory ? 2e-5 : 1e-3)
 
 static model m;
+static backend_weights bw;
 static cJSON *star_ref;
 static int *ctx, n_ctx, *query, n_query;
 static int world_rank;
@@ -76,7 +78,7 @@ static void run_star(MPI_Comm comm, int block, int anchor, star_merge_mode merge
                      star_out *out, star_engine *keep)
 {
     int vocab = m.cfg.vocab_size;
-    star_opts o = {.m = &m, .be = backend_cpu(), .comm = comm, .block = block, .anchor = anchor,
+    star_opts o = {.cfg = &m.cfg, .w = &bw, .be = test_backend(), .comm = comm, .block = block, .anchor = anchor,
                    .chunk = 64, .max_tail = n_query + n_gen, .merge = merge};
     star_engine e;
     si_error err;
@@ -136,7 +138,9 @@ static void test_matches_independent_reference(void **state)
             printf("  block %d anchor %d: max relative logit error %.2e vs reference\n", block,
                    anchor, err);
         assert_true(err < REF_TOLERANCE);
-        assert_memory_equal(out.tokens, expect, sizeof(int) * n_gen);
+        /* bf16 rounding (CUDA) may flip a near-tie after the first token. */
+        int strict = test_backend()->host_memory;
+        assert_memory_equal(out.tokens, expect, sizeof(int) * (strict ? n_gen : 1));
         free(out.logits);
         free(ref);
         free(expect);
@@ -162,32 +166,39 @@ static void test_independent_of_rank_count(void **state)
     }
 }
 
-/* Every rank's kept context K/V, gathered in rank order on rank 0 into one cache. */
+/* Every rank's kept context K/V, gathered in rank order on rank 0 into one cache (staged through
+ * host memory, in the backend's KV format). */
 static void gather_union(const star_engine *e, kv_span *u)
 {
+    const backend *be = test_backend();
     int rank, size, kvd = m.cfg.n_kv_heads * m.cfg.head_dim;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    int mine = e->plan.ctx_len * kvd, *counts = NULL, *displs = NULL;
+    int mine = e->plan.ctx_len * kvd * (int)be->kv_size, *counts = NULL, *displs = NULL;
+    char *send = malloc(mine + 1), *all = NULL;
     if (rank == 0) {
-        kv_cache_alloc(u, &m.cfg, backend_cpu(), n_ctx + n_query, "union");
+        kv_cache_alloc(u, &m.cfg, be, n_ctx + n_query, "union");
         u->rows = n_ctx;
         counts = malloc(sizeof(int) * size);
         displs = malloc(sizeof(int) * size);
+        all = malloc((size_t)n_ctx * kvd * be->kv_size);
     }
     mpiCheck(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
     for (int r = 0; rank == 0 && r < size; r++)
         displs[r] = r ? displs[r - 1] + counts[r - 1] : 0;
     for (int l = 0; l < m.cfg.n_layers; l++) {
-        size_t off = (size_t)l * e->kv.layer_stride;
-        size_t uoff = rank == 0 ? (size_t)l * u->layer_stride : 0;
-        mpiCheck(MPI_Gatherv(e->kv.k ? e->kv.k + off : NULL, mine, MPI_FLOAT,
-                             rank == 0 ? u->k + uoff : NULL, counts, displs, MPI_FLOAT, 0,
-                             MPI_COMM_WORLD));
-        mpiCheck(MPI_Gatherv(e->kv.v ? e->kv.v + off : NULL, mine, MPI_FLOAT,
-                             rank == 0 ? u->v + uoff : NULL, counts, displs, MPI_FLOAT, 0,
-                             MPI_COMM_WORLD));
+        for (int which = 0; which < 2; which++) {
+            if (mine)
+                be->to_host(send, kv_span_at(&e->kv, be, which, l, 0, kvd), mine);
+            mpiCheck(MPI_Gatherv(send, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, 0,
+                                 MPI_COMM_WORLD));
+            if (rank == 0)
+                be->to_device(kv_span_at(u, be, which, l, 0, kvd), all,
+                              (size_t)n_ctx * kvd * be->kv_size);
+        }
     }
+    free(send);
+    free(all);
     free(counts);
     free(displs);
 }
@@ -205,7 +216,7 @@ static void test_phase2_is_global_attention_over_union(void **state)
         if (world_rank == 0) {
             /* One process, no merge: the query over the union (in full) and itself (causally). */
             forward_state fs;
-            forward_state_init(&fs, &m, backend_cpu(), n_query, n_query);
+            forward_state_init(&fs, &m.cfg, &bw, test_backend(), n_query, n_query);
             kv_span ctx_part = u;
             int pos[64];
             for (int i = 0; i < n_query; i++)
@@ -218,7 +229,7 @@ static void test_phase2_is_global_attention_over_union(void **state)
                    splits[s][0], splits[s][1], err);
             assert_true(err < SAME_TOLERANCE);
             forward_state_free(&fs);
-            kv_cache_free(&u, backend_cpu());
+            kv_cache_free(&u, test_backend());
         }
         star_engine_free(&e);
         free(out.logits);
@@ -234,10 +245,10 @@ static void test_one_block_is_global_attention(void **state)
     star_out out;
     run_star(MPI_COMM_SELF, n_ctx, n_ctx, STAR_MERGE_ONE_CALL, 0, &out, NULL);
     global_runner g;
-    global_runner_init(&g, &m, backend_cpu(), n_ctx + n_query, 64);
+    global_runner_init(&g, &m.cfg, &bw, test_backend(), n_ctx + n_query, 64);
     global_prefill(&g, ctx, n_ctx, 0);
     forward_state fs;
-    forward_state_init(&fs, &m, backend_cpu(), n_query, n_query);
+    forward_state_init(&fs, &m.cfg, &bw, test_backend(), n_query, n_query);
     forward_args a = {.store = &g.kv, .logits = FORWARD_LOGITS_ALL};
     int pos[64];
     for (int i = 0; i < n_query; i++)
@@ -268,6 +279,7 @@ int main(int argc, char **argv)
     si_error err;
     if (model_load(&m, fixture_path("models/tiny-llama3"), &err) != 0)
         si_fatal("%s", err.msg);
+    backend_weights_upload(&bw, &m.cfg, &m.w, m.inv_freq, test_backend());
     char *text = read_file(fixture_path("reference/star.json"), NULL);
     if (!text)
         si_fatal("cannot read %s", fixture_path("reference/star.json"));
@@ -289,6 +301,7 @@ int main(int argc, char **argv)
     cJSON_Delete(star_ref);
     free(ctx);
     free(query);
+    backend_weights_free(&bw, test_backend());
     model_free(&m);
     mpi_stop();
     return failed ? 1 : 0;

@@ -1,0 +1,36 @@
+#include "launcher/session.h"
+
+#include <string.h>
+
+#include "runtime/mpi_check.h"
+
+int session_open(session *s, star_flags *flags)
+{
+    memset(s, 0, sizeof *s);
+    s->rank = mpi_rank();
+    si_error err;
+    int ok = model_load(&s->m, flags->model_dir, &err) == 0;
+    s->loaded = ok;
+    if (ok) {
+        int local, local_size;
+        mpi_local_rank(&local, &local_size);
+        s->be = device_open(flags->device, local, local_size, flags->share_gpus, &err);
+        ok = s->be != NULL;
+    }
+    if (!ok)
+        si_log("error: %s", err.msg);
+    if (!mpi_all_ok(ok))
+        return -1;
+    backend_weights_upload(&s->w, &s->m.cfg, &s->m.w, s->m.inv_freq, s->be);
+    flags->req.be = s->be;
+    flags->req.w = &s->w;
+    return 0;
+}
+
+void session_close(session *s)
+{
+    if (s->be)
+        backend_weights_free(&s->w, s->be);
+    if (s->loaded)
+        model_free(&s->m);
+}

@@ -1,0 +1,23 @@
+/* What every rank of run and eval sets up before serving requests: MPI, the model, the backend
+ * of its GPU (or CPU) and the weights on it. A failure on any rank is reported by that rank and
+ * ends every rank together. */
+#ifndef STARINFER_LAUNCHER_SESSION_H
+#define STARINFER_LAUNCHER_SESSION_H
+
+#include "launcher/args.h"
+#include "model/backend_weights.h"
+#include "model/model.h"
+
+typedef struct {
+    model m;
+    backend_weights w;
+    const backend *be;
+    int rank;
+    int loaded;
+} session;
+
+/* Returns 0 when every rank is ready; fills FLAGS->req's backend and weights. */
+int session_open(session *s, star_flags *flags);
+void session_close(session *s);
+
+#endif

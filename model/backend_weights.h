@@ -1,0 +1,28 @@
+/* The weights where the backend computes, in its own format: the CPU backend uses the loaded fp32
+ * tensors in place; a device backend gets one allocation, converted tensor by tensor. */
+#ifndef STARINFER_MODEL_BACKEND_WEIGHTS_H
+#define STARINFER_MODEL_BACKEND_WEIGHTS_H
+
+#include "kernels/backend.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+typedef struct {
+    const void *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w_gate, *w_up, *w_down;
+} layer_tensors;
+
+typedef struct {
+    const void *embed, *norm, *lm_head;
+    layer_tensors *layers;
+    const float *inv_freq; /* RoPE frequencies [head_dim / 2], fp32 */
+    void *block;           /* the backend allocation, NULL when the host tensors are used */
+    size_t bytes;          /* its size */
+} backend_weights;
+
+/* Bytes the weights take on BE (0 for a backend that uses host memory in place). */
+size_t backend_weights_bytes(const model_config *cfg, const backend *be);
+void backend_weights_upload(backend_weights *bw, const model_config *cfg, const model_weights *w,
+                            const float *inv_freq, const backend *be);
+void backend_weights_free(backend_weights *bw, const backend *be);
+
+#endif
