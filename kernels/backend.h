@@ -11,6 +11,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* One set of keys and values attended to by NQ query tokens. Key j is visible to query i iff
  * j <= i + diag; diag >= nk makes every key visible (context keys), diag = 0 is plain causal
  * attention of new tokens over themselves. */
@@ -85,5 +89,9 @@ const backend *backend_cuda(int device, char *err, size_t err_len);
 int backend_cuda_device_count(void);
 /* The PCI bus id ("0000:65:00.0") of DEVICE, for placing the rank near its GPU. */
 int backend_cuda_pci_bus_id(int device, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

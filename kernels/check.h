@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A recoverable error: a message that names the file, tensor, flag or rank at fault and says
  * what to do. Functions that can fail on user input take `si_error *err` and return 0 or -1. */
 typedef struct {
@@ -40,5 +44,9 @@ FILE *si_fopen_check(const char *path, const char *mode, const char *file, int l
 /* Logging on stderr, prefixed with the rank (see si_set_log_prefix). */
 __attribute__((format(printf, 1, 2))) void si_log(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void si_warn(const char *fmt, ...);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

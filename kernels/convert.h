@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 float bf16_to_f32(uint16_t h);
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);
@@ -18,5 +22,9 @@ void bf16_to_f32_array(float *dst, const void *src, size_t n);
 void f16_to_f32_array(float *dst, const void *src, size_t n);
 void f32_to_bf16_array(void *dst, const float *src, size_t n);
 void f32_to_f16_array(void *dst, const float *src, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

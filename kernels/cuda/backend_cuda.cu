@@ -1,0 +1,157 @@
+/* The CUDA backend: one GPU per process, bf16 weights and KV cache, fp32 activations. Memory and
+ * copies go through checked CUDA calls; the operations live one per file beside this. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/convert.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+static void *scratch[SCRATCH_COUNT];
+static size_t scratch_bytes[SCRATCH_COUNT];
+
+void *cuda_scratch(int slot, size_t bytes)
+{
+    if (bytes > scratch_bytes[slot]) {
+        cudaCheck(cudaDeviceSynchronize()); /* the old buffer may still be read */
+        cudaCheck(cudaFree(scratch[slot]));
+        size_t grown = bytes + bytes / 4;
+        cudaCheck(cudaMalloc(&scratch[slot], grown));
+        scratch_bytes[slot] = grown;
+    }
+    return scratch[slot];
+}
+
+const int *cuda_upload_ints(int slot, const int *host, int n)
+{
+    int *dev = (int *)cuda_scratch(slot, sizeof(int) * (size_t)(n > 0 ? n : 1));
+    cudaCheck(cudaMemcpy(dev, host, sizeof(int) * (size_t)n, cudaMemcpyHostToDevice));
+    return dev;
+}
+
+static size_t cuda_mem_available(void)
+{
+    size_t free_bytes = 0, total = 0;
+    cudaCheck(cudaMemGetInfo(&free_bytes, &total));
+    return free_bytes;
+}
+
+static void *cuda_alloc(size_t bytes, const char *what)
+{
+    void *p = NULL;
+    cudaError_t rc = cudaMalloc(&p, bytes ? bytes : 1);
+    if (rc != cudaSuccess) {
+        int dev = -1;
+        cudaGetDevice(&dev);
+        si_fatal("cannot allocate %.1f MiB on GPU %d for %s: %s\n"
+                 "  HINT: use more GPUs, a smaller --block-size or --chunk",
+                 bytes / 1048576.0, dev, what, cudaGetErrorString(rc));
+    }
+    return p;
+}
+
+static void cuda_free(void *p)
+{
+    cudaCheck(cudaFree(p));
+}
+
+static void *cuda_host_alloc(size_t bytes, const char *what)
+{
+    void *p = NULL;
+    if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess)
+        si_fatal("cannot allocate %.1f MiB of pinned host memory for %s", bytes / 1048576.0,
+                 what);
+    return p;
+}
+
+static void cuda_host_free(void *p)
+{
+    cudaCheck(cudaFreeHost(p));
+}
+
+static void cuda_to_device(void *dst, const void *src, size_t bytes)
+{
+    cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+}
+
+static void cuda_to_host(void *dst, const void *src, size_t bytes)
+{
+    cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+
+/* fp32 host weights to bf16 on the device, through a pinned staging buffer in pieces. */
+static void cuda_weight_upload(void *dst, const float *src, size_t count)
+{
+    const size_t piece = (size_t)16 << 20;
+    static uint16_t *staging;
+    if (!staging)
+        staging = (uint16_t *)cuda_host_alloc(sizeof(uint16_t) * piece, "weight staging");
+    for (size_t done = 0; done < count; done += piece) {
+        size_t n = count - done < piece ? count - done : piece;
+        f32_to_bf16_array(staging, src + done, n);
+        cudaCheck(cudaMemcpy((uint16_t *)dst + done, staging, sizeof(uint16_t) * n,
+                             cudaMemcpyHostToDevice));
+    }
+}
+
+static backend cuda_backend = {
+    .name = "cuda",
+    .host_memory = 0,
+    .weight_size = 2,
+    .kv_size = 2,
+    .mem_available = cuda_mem_available,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .to_device = cuda_to_device,
+    .to_host = cuda_to_host,
+    .weight_upload = cuda_weight_upload,
+    .kv_write = cuda_kv_write,
+    .embedding = cuda_embedding,
+    .rmsnorm = cuda_rmsnorm,
+    .matmul = cuda_matmul,
+    .rope = cuda_rope,
+    .swiglu = cuda_swiglu,
+    .add = cuda_add,
+    .attn_init = cuda_attn_init,
+    .attn_accumulate = cuda_attn_accumulate,
+    .attn_finalize = cuda_attn_finalize,
+};
+
+extern "C" int backend_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* no driver or no GPU: clear the sticky error */
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int backend_cuda_pci_bus_id(int device, char *buf, size_t len)
+{
+    return cudaDeviceGetPCIBusId(buf, (int)len, device) == cudaSuccess ? 0 : -1;
+}
+
+extern "C" const backend *backend_cuda(int device, char *err, size_t err_len)
+{
+    static int started = -1;
+    if (started == device)
+        return &cuda_backend;
+    if (started >= 0) {
+        snprintf(err, err_len, "this process already runs on GPU %d", started);
+        return NULL;
+    }
+    cudaError_t rc = cudaSetDevice(device);
+    if (rc == cudaSuccess)
+        rc = cudaFree(0); /* create the context now, so that a broken device shows here */
+    if (rc != cudaSuccess) {
+        snprintf(err, err_len, "cannot start GPU %d: %s", device, cudaGetErrorString(rc));
+        return NULL;
+    }
+    cuda_gemm_init();
+    started = device;
+    return &cuda_backend;
+}

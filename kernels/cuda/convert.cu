@@ -1,0 +1,28 @@
+/* fp32 -> bf16 (round to nearest even) on the device: GEMM inputs and the KV cache. */
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+__global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+static int grid_for(size_t n)
+{
+    size_t blocks = (n + 255) / 256;
+    return (int)(blocks < 65536 ? (blocks ? blocks : 1) : 65536);
+}
+
+void cuda_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
+{
+    f32_to_bf16_kernel<<<grid_for(n), 256>>>(dst, src, n);
+    cudaCheckLaunch("f32_to_bf16");
+}
+
+void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count)
+{
+    cuda_f32_to_bf16((__nv_bfloat16 *)k_dst, k, count);
+    cuda_f32_to_bf16((__nv_bfloat16 *)v_dst, v, count);
+}

@@ -1,0 +1,39 @@
+/* The CUDA backend's operations: fp32 activations, bf16 weights and KV cache, fp32 softmax
+ * state. Launched on the default stream; each is documented where backend.h declares its slot. */
+#ifndef STARINFER_KERNELS_CUDA_OPS_H
+#define STARINFER_KERNELS_CUDA_OPS_H
+
+#include <cuda_bf16.h>
+
+#include "kernels/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Device scratch that grows on demand (never on the hot path once warmed up). */
+void *cuda_scratch(int slot, size_t bytes);
+enum { SCRATCH_IDS = 0, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_COUNT };
+/* Host ints (token ids or positions) copied to device scratch. */
+const int *cuda_upload_ints(int slot, const int *host, int n);
+
+void cuda_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
+void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);
+void cuda_embedding(float *out, const void *table, const int *ids, int n, int dim);
+void cuda_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps);
+void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
+               const float *inv_freq);
+void cuda_swiglu(float *gate, const float *up, size_t n);
+void cuda_add(float *y, const float *x, size_t n);
+void cuda_gemm_init(void);
+void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int rows);
+void cuda_attn_init(attn_state *s, int rows, int head_dim);
+void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                          int head_dim, const attn_keys *keys, float scale);
+void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

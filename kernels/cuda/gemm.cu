@@ -1,0 +1,93 @@
+/* out[n][rows] = x[n][cols] . w[rows][cols]^T through cuBLASLt: bf16 operands, fp32
+ * accumulation and output. The fp32 activations are rounded to bf16 first (the reference's bf16
+ * inference does the same); the weights are bf16 as stored in the checkpoint.
+ *
+ * Column-major view: W (row-major rows x cols) is a cols x rows matrix, X is cols x n, and the
+ * wanted row-major out is the rows x n column-major product W^T X. */
+#include <string.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+#define WORKSPACE_BYTES (32u << 20)
+#define PLAN_CACHE 64
+
+typedef struct {
+    int n, cols, rows;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+} gemm_plan;
+
+static cublasLtHandle_t lt;
+static void *workspace;
+static gemm_plan plans[PLAN_CACHE];
+static int n_plans, next_evict;
+
+void cuda_gemm_init(void)
+{
+    cublasCheck(cublasLtCreate(&lt));
+    cudaCheck(cudaMalloc(&workspace, WORKSPACE_BYTES));
+}
+
+static void plan_destroy(gemm_plan *p)
+{
+    cublasLtMatmulDescDestroy(p->op);
+    cublasLtMatrixLayoutDestroy(p->a);
+    cublasLtMatrixLayoutDestroy(p->b);
+    cublasLtMatrixLayoutDestroy(p->c);
+}
+
+/* The descriptors and the heuristic's algorithm for one shape, made once and kept. */
+static const gemm_plan *plan_for(int n, int cols, int rows)
+{
+    for (int i = 0; i < n_plans; i++)
+        if (plans[i].n == n && plans[i].cols == cols && plans[i].rows == rows)
+            return &plans[i];
+    gemm_plan *p;
+    if (n_plans < PLAN_CACHE) {
+        p = &plans[n_plans++];
+    } else {
+        p = &plans[next_evict];
+        next_evict = (next_evict + 1) % PLAN_CACHE;
+        plan_destroy(p);
+    }
+    memset(p, 0, sizeof *p);
+    p->n = n;
+    p->cols = cols;
+    p->rows = rows;
+    cublasOperation_t trans = CUBLAS_OP_T, none = CUBLAS_OP_N;
+    cublasCheck(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans,
+                                               sizeof trans));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &none,
+                                               sizeof none));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, cols, rows, cols));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, cols, n, cols));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, rows, n, rows));
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = WORKSPACE_BYTES;
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt, p->op, p->a, p->b, p->c, p->c, pref, 1,
+                                               &result, &found));
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (!found)
+        si_fatal("cuBLASLt has no algorithm for a bf16 GEMM of %d x %d x %d", rows, n, cols);
+    p->algo = result.algo;
+    return p;
+}
+
+void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int rows)
+{
+    __nv_bfloat16 *xb = (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN,
+                                                      sizeof(__nv_bfloat16) * (size_t)n * cols);
+    cuda_f32_to_bf16(xb, x, (size_t)n * cols);
+    const gemm_plan *p = plan_for(n, cols, rows);
+    float one = 1.0f, zero = 0.0f;
+    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, xb, p->b, &zero, out, p->c, out, p->c,
+                               &p->algo, workspace, WORKSPACE_BYTES, 0));
+}

@@ -1,0 +1,35 @@
+/* HF LlamaRMSNorm in fp32: x * rsqrt(mean(x^2) + eps) * w, one block per row. */
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+__global__ void rmsnorm_kernel(float *out, const float *x, const __nv_bfloat16 *w, int dim,
+                               float eps)
+{
+    const float *xr = x + (size_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x)
+        ss += xr[c] * xr[c];
+    __shared__ float partial[32];
+    for (int off = 16; off > 0; off >>= 1)
+        ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    if ((threadIdx.x & 31) == 0)
+        partial[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        ss = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
+        for (int off = 16; off > 0; off >>= 1)
+            ss += __shfl_xor_sync(0xffffffffu, ss, off);
+        if (threadIdx.x == 0)
+            partial[0] = ss;
+    }
+    __syncthreads();
+    float inv = rsqrtf(partial[0] / dim + eps);
+    for (int c = threadIdx.x; c < dim; c += blockDim.x)
+        out[(size_t)blockIdx.x * dim + c] = __bfloat162float(w[c]) * (xr[c] * inv);
+}
+
+void cuda_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps)
+{
+    rmsnorm_kernel<<<n, 256>>>(out, x, (const __nv_bfloat16 *)w, dim, eps);
+    cudaCheckLaunch("rmsnorm");
+}

@@ -1,0 +1,32 @@
+/* Rotary embedding, rotate-half convention, angle pos * inv_freq[j] rounded to fp32 as the
+ * reference computes it (then sin/cos in fp32). One thread per (token, frequency). */
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+__global__ void rope_kernel(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
+                            const float *inv_freq)
+{
+    int half = head_dim / 2;
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n * half)
+        return;
+    int i = idx / half, j = idx % half;
+    float angle = __fmul_rn((float)pos[i], inv_freq[j]);
+    float s, c;
+    sincosf(angle, &s, &c);
+    for (int h = 0; h < n_heads; h++) {
+        float *xh = x + (size_t)i * row + (size_t)h * head_dim;
+        float a = xh[j], b = xh[j + half];
+        xh[j] = a * c - b * s;
+        xh[j + half] = b * c + a * s;
+    }
+}
+
+void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
+               const float *inv_freq)
+{
+    const int *d_pos = cuda_upload_ints(SCRATCH_IDS, pos, n);
+    int threads = n * (head_dim / 2);
+    rope_kernel<<<(threads + 255) / 256, 256>>>(x, d_pos, n, row, n_heads, head_dim, inv_freq);
+    cudaCheckLaunch("rope");
+}
