@@ -111,10 +111,8 @@ const struct backend *test_backend(void)
         return be = backend_cpu();
     char err[512];
     be = backend_cuda_device_count() > 0 ? backend_cuda(0, err, sizeof err) : NULL;
-    if (!be) {
+    if (!be)
         printf("skipped: no CUDA GPU here\n");
-        exit(77);
-    }
     return be;
 }
 

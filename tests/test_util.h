@@ -17,8 +17,8 @@ int copy_dir(const char *src, const char *dst);
 /* Removes a folder and everything in it. */
 void remove_dir(const char *path);
 
-/* The backend the model tests run on: $STARINFER_TEST_DEVICE = cpu (default) or cuda; a test
- * asked for cuda on a machine without a GPU exits 77 (skipped). */
+/* The backend the model tests run on: $STARINFER_TEST_DEVICE = cpu (default) or cuda; NULL
+ * when cuda is asked for on a machine without a GPU (the test then exits 77: skipped). */
 struct backend;
 const struct backend *test_backend(void);
 /* Relative tolerance of logits against the fp32 reference on that backend: fp32 everywhere on

@@ -276,6 +276,10 @@ int main(int argc, char **argv)
 {
     mpi_start(&argc, &argv);
     world_rank = mpi_rank();
+    if (!test_backend()) {
+        mpi_stop();
+        return 77;
+    }
     si_error err;
     if (model_load(&m, fixture_path("models/tiny-llama3"), &err) != 0)
         si_fatal("%s", err.msg);

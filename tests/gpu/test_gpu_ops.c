@@ -1,0 +1,264 @@
+/* Every CUDA operation against the CPU reference backend on fresh random inputs (after
+ * llama.cpp's test-backend-ops): normalised error ||gpu - cpu|| / ||cpu|| per op and shape.
+ *
+ * Where the CUDA backend rounds to bf16 (weights, GEMM inputs, the KV cache) the CPU is given the
+ * same bf16-rounded values, so what remains is each kernel's own arithmetic: fp32 throughout,
+ * in another order. Exits 77 (skipped) on a machine without a GPU. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "kernels/convert.h"
+
+#define TOLERANCE 1e-4
+
+static const backend *gpu, *cpu;
+static unsigned long long rng = 0x2545F4914F6CDD1Dull;
+static int failures;
+
+static float uniform(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (float)((rng * 0x2545F4914F6CDD1Dull) >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static float *random_buf(size_t n, float scale, int bf16)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        p[i] = uniform() * scale;
+        if (bf16)
+            p[i] = bf16_to_f32(f32_to_bf16(p[i]));
+    }
+    return p;
+}
+
+static float *upload(const float *h, size_t n)
+{
+    float *d = gpu->alloc(sizeof(float) * (n ? n : 1), "test");
+    gpu->to_device(d, h, sizeof(float) * n);
+    return d;
+}
+
+static float *download(const float *d, size_t n)
+{
+    float *h = malloc(sizeof(float) * (n ? n : 1));
+    gpu->to_host(h, d, sizeof(float) * n);
+    return h;
+}
+
+static void *upload_weights(const float *h, size_t n)
+{
+    void *d = gpu->alloc(gpu->weight_size * n, "test weights");
+    gpu->weight_upload(d, h, n);
+    return d;
+}
+
+static void check(const char *op, const char *shape, const float *got, const float *want, size_t n)
+{
+    double diff = 0, norm = 0;
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        finite &= isfinite(got[i]);
+        diff += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        norm += (double)want[i] * want[i];
+    }
+    double err = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
+    int ok = finite && err < TOLERANCE;
+    failures += !ok;
+    printf("%-16s %-40s %10.2e  %s\n", op, shape, err, ok ? "ok" : "FAIL");
+}
+
+static void test_matmul(int n, int cols, int rows)
+{
+    float *x = random_buf((size_t)n * cols, 1, 1), *w = random_buf((size_t)rows * cols, 0.1f, 1);
+    float *want = malloc(sizeof(float) * n * rows);
+    cpu->matmul(want, x, w, n, cols, rows);
+    float *dx = upload(x, (size_t)n * cols), *dout = upload(want, (size_t)n * rows);
+    void *dw = upload_weights(w, (size_t)rows * cols);
+    gpu->matmul(dout, dx, dw, n, cols, rows);
+    float *got = download(dout, (size_t)n * rows);
+    char shape[64];
+    snprintf(shape, sizeof shape, "n=%d cols=%d rows=%d", n, cols, rows);
+    check("matmul", shape, got, want, (size_t)n * rows);
+    gpu->free(dx), gpu->free(dout), gpu->free(dw);
+    free(x), free(w), free(want), free(got);
+}
+
+static void test_rmsnorm(int n, int dim)
+{
+    float *x = random_buf((size_t)n * dim, 3, 0), *w = random_buf(dim, 1, 1);
+    float *want = malloc(sizeof(float) * n * dim);
+    cpu->rmsnorm(want, x, w, n, dim, 1e-5f);
+    float *dx = upload(x, (size_t)n * dim), *dout = upload(x, (size_t)n * dim);
+    void *dw = upload_weights(w, dim);
+    gpu->rmsnorm(dout, dx, dw, n, dim, 1e-5f);
+    float *got = download(dout, (size_t)n * dim);
+    char shape[64];
+    snprintf(shape, sizeof shape, "n=%d dim=%d", n, dim);
+    check("rmsnorm", shape, got, want, (size_t)n * dim);
+    gpu->free(dx), gpu->free(dout), gpu->free(dw);
+    free(x), free(w), free(want), free(got);
+}
+
+static void test_embedding(int n, int vocab, int dim)
+{
+    float *table = random_buf((size_t)vocab * dim, 1, 1);
+    int *ids = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++)
+        ids[i] = (int)((uniform() + 1) * 0.5f * (vocab - 1));
+    float *want = malloc(sizeof(float) * n * dim);
+    cpu->embedding(want, table, ids, n, dim);
+    void *dt = upload_weights(table, (size_t)vocab * dim);
+    float *dout = upload(want, (size_t)n * dim);
+    gpu->embedding(dout, dt, ids, n, dim);
+    float *got = download(dout, (size_t)n * dim);
+    char shape[64];
+    snprintf(shape, sizeof shape, "n=%d vocab=%d dim=%d", n, vocab, dim);
+    check("embedding", shape, got, want, (size_t)n * dim);
+    gpu->free(dt), gpu->free(dout);
+    free(table), free(ids), free(want), free(got);
+}
+
+static void test_rope(int n, int heads, int head_dim, int first_pos)
+{
+    size_t count = (size_t)n * heads * head_dim;
+    float *x = random_buf(count, 1, 0), *want = malloc(sizeof(float) * count);
+    float *inv = malloc(sizeof(float) * head_dim / 2);
+    for (int j = 0; j < head_dim / 2; j++)
+        inv[j] = 1.0f / powf(500000.0f, 2.0f * j / head_dim);
+    int *pos = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++)
+        pos[i] = first_pos + i;
+    memcpy(want, x, sizeof(float) * count);
+    cpu->rope(want, pos, n, heads * head_dim, heads, head_dim, inv);
+    float *dx = upload(x, count), *dinv = upload(inv, head_dim / 2);
+    gpu->rope(dx, pos, n, heads * head_dim, heads, head_dim, dinv);
+    float *got = download(dx, count);
+    char shape[64];
+    snprintf(shape, sizeof shape, "n=%d heads=%d d=%d pos=%d..", n, heads, head_dim, first_pos);
+    check("rope", shape, got, want, count);
+    gpu->free(dx), gpu->free(dinv);
+    free(x), free(want), free(inv), free(pos), free(got);
+}
+
+static void test_elementwise(size_t n)
+{
+    float *a = random_buf(n, 4, 0), *b = random_buf(n, 4, 0);
+    float *want = malloc(sizeof(float) * n);
+    memcpy(want, a, sizeof(float) * n);
+    cpu->swiglu(want, b, n);
+    float *da = upload(a, n), *db = upload(b, n);
+    gpu->swiglu(da, db, n);
+    float *got = download(da, n);
+    char shape[64];
+    snprintf(shape, sizeof shape, "n=%zu", n);
+    check("swiglu", shape, got, want, n);
+    cpu->add(want, b, n);
+    gpu->add(da, db, n);
+    free(got);
+    got = download(da, n);
+    check("add", shape, got, want, n);
+    gpu->free(da), gpu->free(db);
+    free(a), free(b), free(want), free(got);
+}
+
+/* Keys of one segment on both backends: bf16-rounded fp32 for the CPU, the cache's bf16 on the
+ * GPU (written by kv_write, as the model writes them). */
+typedef struct {
+    float *k, *v;
+    void *dk, *dv;
+} segment;
+
+static segment make_segment(int nk, int kvd)
+{
+    segment s = {random_buf((size_t)nk * kvd, 1, 1), random_buf((size_t)nk * kvd, 1, 1), 0, 0};
+    float *tk = upload(s.k, (size_t)nk * kvd), *tv = upload(s.v, (size_t)nk * kvd);
+    s.dk = gpu->alloc(gpu->kv_size * nk * kvd + 1, "test kv");
+    s.dv = gpu->alloc(gpu->kv_size * nk * kvd + 1, "test kv");
+    gpu->kv_write(s.dk, s.dv, tk, tv, (size_t)nk * kvd);
+    gpu->free(tk), gpu->free(tv);
+    return s;
+}
+
+/* Attention of NQ queries over two segments (NK1 keys in full, then NK2 with DIAG), folded into
+ * one state, then normalised: the way the model calls it. */
+static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int nk2, int diag)
+{
+    int kvd = kv_heads * d, rows = nq * heads;
+    float scale = 1.0f / sqrtf((float)d);
+    float *q = random_buf((size_t)nq * heads * d, 2, 0);
+    segment s1 = make_segment(nk1, kvd), s2 = make_segment(nk2, kvd);
+    attn_keys c1 = {s1.k, s1.v, nk1, kvd, INT_MAX}, c2 = {s2.k, s2.v, nk2, kvd, diag};
+    attn_keys g1 = {s1.dk, s1.dv, nk1, kvd, INT_MAX}, g2 = {s2.dk, s2.dv, nk2, kvd, diag};
+
+    float *hm = malloc(sizeof(float) * rows * (d + 2));
+    attn_state hs = {hm, hm + rows, hm + 2 * rows};
+    float *want = malloc(sizeof(float) * rows * d);
+    cpu->attn_init(&hs, rows, d);
+    cpu->attn_accumulate(&hs, q, nq, heads, kv_heads, d, &c1, scale);
+    cpu->attn_accumulate(&hs, q, nq, heads, kv_heads, d, &c2, scale);
+    cpu->attn_finalize(want, &hs, rows, d);
+
+    float *dq = upload(q, (size_t)nq * heads * d), *dm = upload(hm, (size_t)rows * (d + 2));
+    attn_state ds = {dm, dm + rows, dm + 2 * rows};
+    float *dout = upload(want, (size_t)rows * d);
+    gpu->attn_init(&ds, rows, d);
+    gpu->attn_accumulate(&ds, dq, nq, heads, kv_heads, d, &g1, scale);
+    gpu->attn_accumulate(&ds, dq, nq, heads, kv_heads, d, &g2, scale);
+    float *got_l = download(ds.l, rows);
+    gpu->attn_finalize(dout, &ds, rows, d);
+    float *got = download(dout, (size_t)rows * d);
+
+    char shape[96];
+    snprintf(shape, sizeof shape, "q=%d h=%d/%d d=%d k=%d+%d diag=%d", nq, heads, kv_heads, d,
+             nk1, nk2, diag);
+    check("attention", shape, got, want, (size_t)rows * d);
+    check("attention l", shape, got_l, hs.l, rows);
+    gpu->free(dq), gpu->free(dm), gpu->free(dout);
+    gpu->free(s1.dk), gpu->free(s1.dv), gpu->free(s2.dk), gpu->free(s2.dv);
+    free(q), free(s1.k), free(s1.v), free(s2.k), free(s2.v), free(hm), free(want), free(got);
+    free(got_l);
+}
+
+int main(void)
+{
+    char err[512];
+    cpu = backend_cpu();
+    gpu = backend_cuda_device_count() > 0 ? backend_cuda(0, err, sizeof err) : NULL;
+    if (!gpu) {
+        printf("skipped: no CUDA GPU on this machine\n");
+        return 77;
+    }
+    printf("%-16s %-40s %10s\n", "op", "shape", "nrmse");
+    test_matmul(1, 4096, 1024);
+    test_matmul(37, 256, 96);
+    test_matmul(512, 4096, 1024);
+    test_rmsnorm(1, 4096);
+    test_rmsnorm(300, 96);
+    test_embedding(333, 1000, 128);
+    test_rope(77, 8, 128, 0);
+    test_rope(5, 32, 128, 131000);
+    test_rope(64, 6, 16, 900);
+    test_elementwise(1000003);
+    /* prefill: causal self-attention with an anchor in front; grouped query heads */
+    test_attention(200, 6, 2, 16, 48, 200, 0);
+    test_attention(300, 8, 2, 128, 0, 300, 0);
+    test_attention(129, 4, 1, 32, 700, 129, 0);
+    test_attention(65, 8, 8, 64, 1000, 65, 0);
+    /* a later chunk of a block: the block's earlier rows are visible to every query */
+    test_attention(100, 8, 2, 128, 256, 356, 256);
+    /* decode: one or a few queries over many keys (split-KV path), context in full */
+    test_attention(1, 32, 8, 128, 20000, 1, 0);
+    test_attention(3, 32, 8, 128, 5000, 40, 37);
+    test_attention(1, 6, 2, 16, 1, 1, 0);
+    /* a rank whose context saw nothing for these rows */
+    test_attention(4, 8, 2, 64, 0, 0, 0);
+    printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
+    return failures ? 1 : 0;
+}
