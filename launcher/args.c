@@ -89,7 +89,7 @@ void star_flags_init(star_flags *s)
     memset(s, 0, sizeof *s);
     s->req.attn = ATTN_STAR;
     s->req.chunk = 512;
-    s->req.merge = STAR_MERGE_ONE_CALL;
+    s->req.merge = STAR_MERGE_AUTO;
 }
 
 int star_flags_parse(star_flags *s, const char *flag, const char *value, si_error *err)
@@ -118,7 +118,8 @@ int star_flags_parse(star_flags *s, const char *flag, const char *value, si_erro
             return -1;
     } else if (!strcmp(flag, "--merge")) {
         if (star_merge_parse_mode(value, &s->req.merge))
-            return si_error_set(err, "--merge must be 'one-call' or 'two-call', got '%s'", value);
+            return si_error_set(err, "--merge must be auto, one-call or two-call, got '%s'",
+                                value);
     } else {
         return 0;
     }

@@ -115,7 +115,9 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
     attn_state *h = be->host_memory ? s : &mg->host;
     if (!be->host_memory)
         stage(h, s, rows, head_dim, be->to_host);
-    if (mg->mode == STAR_MERGE_ONE_CALL)
+    int one_call = mg->mode == STAR_MERGE_ONE_CALL ||
+                   (mg->mode == STAR_MERGE_AUTO && rows <= STAR_MERGE_AUTO_MAX_ROWS);
+    if (one_call)
         merge_one_call(mg, h, rows, head_dim);
     else
         merge_two_calls(mg, h, rows, head_dim);
@@ -127,7 +129,9 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
 
 int star_merge_parse_mode(const char *value, star_merge_mode *mode)
 {
-    if (!strcmp(value, "one-call"))
+    if (!strcmp(value, "auto"))
+        *mode = STAR_MERGE_AUTO;
+    else if (!strcmp(value, "one-call"))
         *mode = STAR_MERGE_ONE_CALL;
     else if (!strcmp(value, "two-call"))
         *mode = STAR_MERGE_TWO_CALLS;

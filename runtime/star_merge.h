@@ -12,7 +12,11 @@
 
 #include "kernels/backend.h"
 
-typedef enum { STAR_MERGE_ONE_CALL = 0, STAR_MERGE_TWO_CALLS } star_merge_mode;
+/* AUTO takes one call for a few rows (a decoded token: latency) and two calls for many (a query
+ * chunk: MPI's built-in vectorised SUM beats the scalar user op); bench/README.md has the
+ * measurements behind the threshold. */
+typedef enum { STAR_MERGE_AUTO = 0, STAR_MERGE_ONE_CALL, STAR_MERGE_TWO_CALLS } star_merge_mode;
+#define STAR_MERGE_AUTO_MAX_ROWS 256
 
 typedef struct {
     MPI_Comm comm;
@@ -34,7 +38,7 @@ void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, const 
 void star_merge_free(star_merge *mg);
 /* An attn_combine_fn: USER is a star_merge. */
 void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, int head_dim);
-/* Parses --merge's value: "one-call" or "two-call". */
+/* Parses --merge's value: "auto", "one-call" or "two-call". */
 int star_merge_parse_mode(const char *value, star_merge_mode *mode);
 
 #endif

@@ -132,7 +132,7 @@ static void test_matches_independent_reference(void **state)
         int n_gen, *expect = json_ints(cJSON_GetObjectItem(c, "generated"), &n_gen);
         float *ref = load_ref_rows(c);
         star_out out;
-        run_star(MPI_COMM_WORLD, block, anchor, STAR_MERGE_ONE_CALL, n_gen, &out, NULL);
+        run_star(MPI_COMM_WORLD, block, anchor, STAR_MERGE_AUTO, n_gen, &out, NULL);
         double err = rows_error(out.logits, ref, n_query + n_gen);
         if (world_rank == 0)
             printf("  block %d anchor %d: max relative logit error %.2e vs reference\n", block,
