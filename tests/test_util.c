@@ -110,7 +110,10 @@ const struct backend *test_backend(void)
     if (!dev || !strcmp(dev, "cpu"))
         return be = backend_cpu();
     char err[512];
-    be = backend_cuda_device_count() > 0 ? backend_cuda(0, err, sizeof err) : NULL;
+    /* Under mpirun each rank of a node takes its own GPU, several ranks sharing when fewer. */
+    int gpus = backend_cuda_device_count();
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    be = gpus > 0 ? backend_cuda(local ? atoi(local) % gpus : 0, err, sizeof err) : NULL;
     if (!be)
         printf("skipped: no CUDA GPU here\n");
     return be;

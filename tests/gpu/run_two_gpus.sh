@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# On one host with two GPUs (run from the repository root there):
+#   bash tests/gpu/run_two_gpus.sh BUILD_DIR OUT_DIR
+# One rank per GPU: Star Attention's invariants across the two GPUs, then a 128K-token context
+# through an 8B-shaped model (block = anchor = 16K: four blocks per rank), with timings.
+set -uo pipefail
+build=$1 out=$2
+cuda_libs=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13' 2>/dev/null | head -n 1)")
+export LD_LIBRARY_PATH=$build/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=8
+export STARINFER_FIXTURES=$PWD/tests/fixtures NCCL_NVLS_ENABLE=0
+mkdir -p "$out"
+summary=$out/summary.txt
+: >"$summary"
+step() {
+  local name=$1
+  shift
+  local t0=$SECONDS
+  "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  printf '%-28s exit %-3s %4ss\n' "$name" "$rc" "$((SECONDS - t0))" | tee -a "$summary"
+  return $rc
+}
+nvidia-smi -L | tee -a "$summary"
+STARINFER_TEST_DEVICE=cuda step star_np2_two_gpus mpirun -np 2 --bind-to none "$build/tests/mpi/test_star"
+step make_8b python3 tests/gpu/make_8b_reference.py /tmp/g8
+python3 - /tmp/ctx128k.txt <<'PY'
+import random, sys
+rng = random.Random(128)
+syll = ["ka", "lo", "mi", "ren", "tas", "vo", "quil", "ne", "sar", "dum", "pe", "xi"]
+words = [" ".join("".join(rng.choice(syll) for _ in range(rng.randint(1, 3))) for _ in range(18))
+         for _ in range(2100)]
+words.insert(1050, "The special magic number is 7481.")
+open(sys.argv[1], "w").write(".\n".join(words))
+PY
+for attn in star; do
+  step run128k_$attn mpirun -np 2 --bind-to none "$build/starinfer" run --device cuda \
+    --model /tmp/g8/models/llama8b --context /tmp/ctx128k.txt --query "What is the special magic number?" \
+    --block-size 16384 --anchor-size 16384 --max-new-tokens 16 --ignore-eos --chat-template none --json
+  cp "$out/run128k_$attn.log" "$out/run128k_$attn.json.log" 2>/dev/null
+done
+grep -h "max relative\|vs reference\|union\|time to first\|rank |\|   [0-9] |\|memory on" "$out"/*.log | head -60 >"$out/details.txt"
