@@ -144,13 +144,13 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
         si_warn("the context of %d tokens makes %d block(s) of %d; ranks %d..%d have no block and "
                 "stay idle (use fewer ranks or a smaller --block-size)",
                 r->n_ctx, plan.n_blocks, res->block, plan.n_active, res->n_ranks - 1);
+    si_log("memory plan on %s: %.1f MiB (weights %.1f, KV cache and activations %.1f), %d "
+           "context tokens in %d block(s)",
+           o->be->name, (weights_bytes(m, o) + need) / 1048576.0,
+           weights_bytes(m, o) / 1048576.0, need / 1048576.0, plan.ctx_len, plan.my_blocks);
     star_engine e;
     if (star_engine_init(&e, &so, r->n_ctx, err) != 0)
         return -1;
-    si_log("memory on %s: %.1f MiB (weights %.1f, KV cache and activations %.1f), %d context "
-           "tokens in %d block(s)",
-           o->be->name, (weights_bytes(m, o) + e.bytes) / 1048576.0,
-           weights_bytes(m, o) / 1048576.0, e.bytes / 1048576.0, plan.ctx_len, plan.my_blocks);
     mpiCheck(MPI_Barrier(comm));
     double t0 = timer_now();
     star_phase1(&e, r->ctx);

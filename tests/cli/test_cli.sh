@@ -76,6 +76,15 @@ generate_truncated_weights)
   expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
   says "model.safetensors"
   ;;
+generate_no_gpu)
+  # Asked for CUDA where there is none: the error names the node and what to do.
+  if [[ -e /dev/nvidia0 ]]; then
+    echo "ok: a GPU is present, nothing to check"
+    exit 0
+  fi
+  expect 1 "$bin" generate --model "$model" --prompt "Hello" --device cuda
+  says "$(hostname)"; says "--device cpu"
+  ;;
 generate_bad_flag)
   expect 2 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens many
   says "--max-new-tokens"

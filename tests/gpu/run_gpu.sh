@@ -35,5 +35,8 @@ if [[ ${1:-} != --skip-8b ]]; then
   step make_8b python3 tests/gpu/make_8b_reference.py /tmp/g8 &&
     STARINFER_FIXTURES=/tmp/g8 STARINFER_TEST_MODELS=llama8b STARINFER_TEST_DEVICE=cuda \
       step gpu_model_8b "$build/tests/test_model"
+  # A plan that cannot fit (logits for a million-token chunk) is refused before allocating.
+  step gpu_refuse_plan mpirun -np 1 "$build/starinfer" run --device cuda --model /tmp/g8/models/llama8b \
+    --context tests/fixtures/make_fixtures.py --query "Why?" --chunk 1000000
 fi
 grep -h "max relative\|nrmse\|FAIL\|vs reference\|union" "$out"/*.log | head -80 >"$out/details.txt"
