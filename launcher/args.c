@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/mpi_check.h"
+
 int parse_int(const char *flag, const char *value, long min, long max, long *out, si_error *err)
 {
     char *end;
@@ -153,6 +155,43 @@ int gen_flags_switch(gen_flags *g, const char *flag)
         return 0;
     g->gen.ignore_eos = 1;
     return 1;
+}
+
+int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
+                    char **argv, si_error *err)
+{
+    if (argc == 1 && !strcmp(argv[0], "--help"))
+        return 1;
+    star_flags_init(s);
+    gen_flags_init(g);
+    for (int i = 0; i < argc;) {
+        const char *flag = argv[i++];
+        if (own(opts, flag, NULL) || gen_flags_switch(g, flag) || star_flags_switch(s, flag))
+            continue;
+        if (i == argc)
+            return si_error_set(err, "%s needs a value (see --help)", flag);
+        const char *value = argv[i++];
+        int rc = star_flags_parse(s, flag, value, err);
+        if (rc == 0)
+            rc = gen_flags_parse(g, flag, value, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0 && !own(opts, flag, value))
+            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
+    }
+    return star_flags_check(s, err);
+}
+
+int star_args_exit(int parsed, const char *name, const char *usage, const si_error *err)
+{
+    if (mpi_rank() == 0) {
+        if (parsed > 0)
+            fputs(usage, stdout);
+        else
+            fprintf(stderr, "starinfer %s: %s\n", name, err->msg);
+    }
+    mpi_stop();
+    return parsed > 0 ? 0 : 2;
 }
 
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err)

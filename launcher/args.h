@@ -62,6 +62,21 @@ int star_flags_check(const star_flags *s, si_error *err);
 /* 1 when FLAG is a star flag that takes no value (and it was applied), else 0. */
 int star_flags_switch(star_flags *s, const char *flag);
 
+/* The flags of run or eval beyond star_flags and gen_flags: with VALUE NULL, 1 when FLAG is one of
+ * the command's switches (and it was applied); with a VALUE, 1 when FLAG is one of its flags
+ * (and VALUE was taken); else 0. */
+typedef int (*own_flags_fn)(void *opts, const char *flag, const char *value);
+
+/* Reads the arguments of run or eval: S and G start from their defaults, each flag is offered to
+ * S, then G, then OWN (with OPTS), and S is checked once all are read. Returns 0, 1 when the
+ * arguments are just --help, or -1 with ERR set. */
+int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
+                    char **argv, si_error *err);
+/* Ends run or eval when its arguments are not to be served (PARSED: 1 for --help, -1 for an
+ * error): rank 0 prints USAGE, or ERR as "starinfer NAME: ...", and MPI stops. Returns the exit
+ * code, 0 or 2. */
+int star_args_exit(int parsed, const char *name, const char *usage, const si_error *err);
+
 /* Reads a whole file (PATH "-" is standard input) into a malloc'd NUL-terminated string. */
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err);
 

@@ -28,34 +28,24 @@ typedef struct {
     const char *requests, *out;
 } eval_opts;
 
+static int eval_flag(void *opts, const char *flag, const char *value)
+{
+    eval_opts *o = opts;
+    if (value && !strcmp(flag, "--requests"))
+        o->requests = value;
+    else if (value && !strcmp(flag, "--out"))
+        o->out = value;
+    else
+        return 0;
+    return 1;
+}
+
 static int parse(eval_opts *o, int argc, char **argv, si_error *err)
 {
     memset(o, 0, sizeof *o);
-    star_flags_init(&o->s);
-    gen_flags_init(&o->g);
-    for (int i = 0; i < argc;) {
-        const char *flag = argv[i++];
-        if (gen_flags_switch(&o->g, flag) || star_flags_switch(&o->s, flag))
-            continue;
-        if (i == argc)
-            return si_error_set(err, "%s needs a value (see --help)", flag);
-        const char *value = argv[i++];
-        int rc = star_flags_parse(&o->s, flag, value, err);
-        if (rc == 0)
-            rc = gen_flags_parse(&o->g, flag, value, err);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            continue;
-        if (!strcmp(flag, "--requests"))
-            o->requests = value;
-        else if (!strcmp(flag, "--out"))
-            o->out = value;
-        else
-            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
-    }
-    if (star_flags_check(&o->s, err))
-        return -1;
+    int rc = star_args_parse(&o->s, &o->g, eval_flag, o, argc, argv, err);
+    if (rc)
+        return rc;
     if (!o->requests || !o->out)
         return si_error_set(err, "--requests IN.jsonl and --out OUT.jsonl are required");
     return 0;
@@ -239,27 +229,17 @@ static void eval_follow(const model *m, request_opts *ro)
 int cmd_eval(int argc, char **argv)
 {
     mpi_start(&argc, &argv);
-    int rank = mpi_rank();
     eval_opts o;
     si_error err;
-    if (argc == 1 && !strcmp(argv[0], "--help")) {
-        if (rank == 0)
-            fputs(usage, stdout);
-        mpi_stop();
-        return 0;
-    }
-    if (parse(&o, argc, argv, &err) != 0) {
-        if (rank == 0)
-            fprintf(stderr, "starinfer eval: %s\n", err.msg);
-        mpi_stop();
-        return 2;
-    }
+    int rc = parse(&o, argc, argv, &err);
+    if (rc)
+        return star_args_exit(rc, "eval", usage, &err);
     session s;
-    int rc = 1;
+    rc = 1;
     if (session_open(&s, &o.s) == 0) {
         request_opts ro = o.s.req;
         ro.gen = o.g.gen;
-        if (rank == 0) {
+        if (mpi_rank() == 0) {
             rc = eval_root(&s.m, &o, &ro);
         } else {
             eval_follow(&s.m, &ro);

@@ -24,39 +24,28 @@ typedef struct {
     int json;
 } run_opts;
 
+static int run_flag(void *opts, const char *flag, const char *value)
+{
+    run_opts *o = opts;
+    if (!value && !strcmp(flag, "--json"))
+        o->json = 1;
+    else if (value && !strcmp(flag, "--context"))
+        o->context = value;
+    else if (value && !strcmp(flag, "--query"))
+        o->query = value;
+    else if (value && !strcmp(flag, "--query-file"))
+        o->query_file = value;
+    else
+        return 0;
+    return 1;
+}
+
 static int parse(run_opts *o, int argc, char **argv, si_error *err)
 {
     memset(o, 0, sizeof *o);
-    star_flags_init(&o->s);
-    gen_flags_init(&o->g);
-    for (int i = 0; i < argc;) {
-        const char *flag = argv[i++];
-        if (!strcmp(flag, "--json") || gen_flags_switch(&o->g, flag) ||
-            star_flags_switch(&o->s, flag)) {
-            o->json |= !strcmp(flag, "--json");
-            continue;
-        }
-        if (i == argc)
-            return si_error_set(err, "%s needs a value (see --help)", flag);
-        const char *value = argv[i++];
-        int rc = star_flags_parse(&o->s, flag, value, err);
-        if (rc == 0)
-            rc = gen_flags_parse(&o->g, flag, value, err);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            continue;
-        if (!strcmp(flag, "--context"))
-            o->context = value;
-        else if (!strcmp(flag, "--query"))
-            o->query = value;
-        else if (!strcmp(flag, "--query-file"))
-            o->query_file = value;
-        else
-            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
-    }
-    if (star_flags_check(&o->s, err))
-        return -1;
+    int rc = star_args_parse(&o->s, &o->g, run_flag, o, argc, argv, err);
+    if (rc)
+        return rc;
     if (!o->context)
         return si_error_set(err, "--context FILE is required ('-' reads standard input)");
     if (!o->query == !o->query_file)
@@ -113,25 +102,15 @@ static int serve(const model *m, const run_opts *o, int rank)
 int cmd_run(int argc, char **argv)
 {
     mpi_start(&argc, &argv);
-    int rank = mpi_rank();
     run_opts o;
     si_error err;
-    if (argc == 1 && !strcmp(argv[0], "--help")) {
-        if (rank == 0)
-            fputs(usage, stdout);
-        mpi_stop();
-        return 0;
-    }
-    if (parse(&o, argc, argv, &err) != 0) {
-        if (rank == 0)
-            fprintf(stderr, "starinfer run: %s\n", err.msg);
-        mpi_stop();
-        return 2;
-    }
+    int rc = parse(&o, argc, argv, &err);
+    if (rc)
+        return star_args_exit(rc, "run", usage, &err);
     session s;
-    int rc = 1;
+    rc = 1;
     if (session_open(&s, &o.s) == 0)
-        rc = serve(&s.m, &o, rank);
+        rc = serve(&s.m, &o, mpi_rank());
     session_close(&s);
     mpi_stop();
     return rc;

@@ -4,44 +4,14 @@
  * template's `| trim` does. */
 #include "model/chat.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LLAMA3_MARK "<|start_header_id|>"
+#include "model/json_file.h"
 
-/* Reads PATH into a malloc'd, NUL-terminated buffer. Returns NULL with *MISSING set when the
- * file does not exist, NULL with ERR set on other failures. */
-static char *read_text(const char *path, int *missing, si_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    *missing = !f && errno == ENOENT;
-    if (!f) {
-        if (!*missing)
-            si_error_set(err, "cannot open %s: %s\n  HINT: check its permissions", path,
-                         strerror(errno));
-        return NULL;
-    }
-    char *text = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        text = mallocCheck((size_t)size + 1, path);
-        if (fread(text, 1, (size_t)size, f) != (size_t)size) {
-            free(text);
-            text = NULL;
-        }
-    }
-    fclose(f);
-    if (!text) {
-        si_error_set(err, "cannot read %s\n  HINT: check the file and its permissions", path);
-        return NULL;
-    }
-    text[size] = 0;
-    return text;
-}
+#define LLAMA3_MARK "<|start_header_id|>"
 
 /* The template text: a string, or the "default" entry of a list of named templates. */
 static const char *template_of(const cJSON *config)
@@ -65,7 +35,7 @@ static int detect_from_jinja(chat_format *fmt, const char *dir, si_error *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
     int missing;
-    char *text = read_text(path, &missing, err);
+    char *text = json_file_read_text(path, NULL, &missing, err);
     if (!text)
         return missing ? 0 : -1;
     *fmt = strstr(text, LLAMA3_MARK) ? CHAT_FORMAT_LLAMA3 : CHAT_FORMAT_RAW;
@@ -79,21 +49,9 @@ int chat_format_detect(chat_format *fmt, const char *dir, si_error *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     int missing;
-    char *text = read_text(path, &missing, err);
-    if (!text)
+    cJSON *config = json_file_load(path, &missing, err);
+    if (!config)
         return missing ? detect_from_jinja(fmt, dir, err) : -1;
-    const char *end = NULL;
-    cJSON *config = cJSON_ParseWithLengthOpts(text, strlen(text), &end, 0);
-    if (!cJSON_IsObject(config)) {
-        size_t at = config ? 0 : (size_t)(end - text);
-        cJSON_Delete(config);
-        free(text);
-        return si_error_set(err,
-                            "%s is not valid JSON (error near byte %zu)\n"
-                            "  HINT: the file is damaged or incomplete; download it again, or "
-                            "delete it to use the raw prompt format",
-                            path, at);
-    }
     const char *tmpl = template_of(config);
     int rc = 0;
     if (tmpl)
@@ -101,7 +59,6 @@ int chat_format_detect(chat_format *fmt, const char *dir, si_error *err)
     else
         rc = detect_from_jinja(fmt, dir, err);
     cJSON_Delete(config);
-    free(text);
     return rc;
 }
 

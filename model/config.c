@@ -1,63 +1,16 @@
 #include "model/config.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "model/json_file.h"
 
 #define HINT_AS_DOWNLOADED                                                                         \
     "\n  HINT: use the file as downloaded with the model (Hugging Face format)"
 
 static const char *const supported_archs[] = {"LlamaForCausalLM", "MistralForCausalLM"};
 #define N_SUPPORTED_ARCHS (int)(sizeof supported_archs / sizeof supported_archs[0])
-
-/* JSON's whitespace (strchr would also match the terminating NUL). */
-static int is_json_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* Reads and parses PATH. Returns 1 and sets *OUT on success, 0 when the file does not exist
- * (the caller decides whether that is an error), -1 on any other failure. */
-static int read_json_file(const char *path, cJSON **out, si_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return 0;
-        return si_error_set(err, "cannot open %s: %s\n  HINT: check its permissions", path,
-                            strerror(errno));
-    }
-    char *text = NULL;
-    size_t len = 0;
-    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)size + 1)))
-        len = fread(text, 1, (size_t)size, f);
-    fclose(f);
-    if (!text || len != (size_t)size) {
-        free(text);
-        return si_error_set(err, "cannot read %s\n  HINT: check the file and its permissions",
-                            path);
-    }
-    text[len] = 0;
-    const char *end = NULL;
-    *out = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    size_t at = end ? (size_t)(end - text) : 0;
-    while (*out && at < len && is_json_space(text[at]))
-        at++;
-    free(text);
-    if (!*out || at < len) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return si_error_set(err,
-                            "%s is not valid JSON (error near byte %zu)\n"
-                            "  HINT: the file is damaged or incomplete; download it again",
-                            path, at);
-    }
-    return 1;
-}
 
 /* ITEM as an integer in [LO, HI]; FIELD names it in messages. */
 static int int_value(const cJSON *item, const char *field, int lo, int hi, int *out,
@@ -324,8 +277,6 @@ static int parse_special_ids(model_config *cfg, const cJSON *root, const char *p
 
 static int parse_config(model_config *cfg, const cJSON *root, const char *path, si_error *err)
 {
-    if (!cJSON_IsObject(root))
-        return si_error_set(err, "%s: expected a JSON object" HINT_AS_DOWNLOADED, path);
     cfg->bos_token_id = -1;
     if (parse_architecture(cfg, root, path, err) || parse_sizes(cfg, root, path, err) ||
         refuse_unsupported(cfg, root, path, err) || parse_rope(cfg, root, path, err))
@@ -342,14 +293,14 @@ int model_config_load(model_config *cfg, const char *dir, si_error *err)
     memset(cfg, 0, sizeof *cfg);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    cJSON *root = NULL;
-    int got = read_json_file(path, &root, err);
-    if (got == 0)
+    int missing;
+    cJSON *root = json_file_load(path, &missing, err);
+    if (missing)
         return si_error_set(err,
                             "%s not found\n  HINT: pass the directory of a Hugging Face model "
                             "download (config.json, *.safetensors, tokenizer.json)",
                             path);
-    if (got < 0)
+    if (!root)
         return -1;
     int rc = parse_config(cfg, root, path, err);
     cJSON_Delete(root);
@@ -358,13 +309,10 @@ int model_config_load(model_config *cfg, const char *dir, si_error *err)
 
     /* generation_config.json is optional; its ids are the ones generation uses. */
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
-    got = read_json_file(path, &root, err);
-    if (got <= 0)
-        return got;
-    if (cJSON_IsObject(root))
-        rc = parse_special_ids(cfg, root, path, err);
-    else
-        rc = si_error_set(err, "%s: expected a JSON object" HINT_AS_DOWNLOADED, path);
+    root = json_file_load(path, &missing, err);
+    if (!root)
+        return missing ? 0 : -1;
+    rc = parse_special_ids(cfg, root, path, err);
     cJSON_Delete(root);
     return rc;
 }

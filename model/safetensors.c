@@ -1,6 +1,5 @@
 #include "model/safetensors.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +8,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "model/json_file.h"
 
 #define HINT_REDOWNLOAD "\n  HINT: the file is damaged or truncated; download it again"
 
@@ -31,7 +32,7 @@ size_t st_dtype_size(st_dtype dtype)
     return dtypes[dtype].size;
 }
 
-static void format_shape(char *buf, size_t cap, const int64_t *shape, int ndim)
+void st_format_shape(char *buf, size_t cap, const int64_t *shape, int ndim)
 {
     size_t len = (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < ndim && len < cap; i++)
@@ -117,7 +118,7 @@ static int parse_offsets(st_tensor *t, const cJSON *entry, uint64_t data_size, u
                             path, t->name, (long long)b, (long long)e,
                             (unsigned long long)data_size);
     char shape[160];
-    format_shape(shape, sizeof shape, t->shape, t->ndim);
+    st_format_shape(shape, sizeof shape, t->shape, t->ndim);
     uint64_t nbytes = st_dtype_size(t->dtype);
     for (int i = 0; i < t->ndim; i++)
         if (__builtin_mul_overflow(nbytes, (uint64_t)t->shape[i], &nbytes))
@@ -203,34 +204,21 @@ static void unmap_file(st_mapping *m)
     free(m->path);
 }
 
-/* JSON's whitespace (strchr would also match the terminating NUL). */
-static int is_json_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* Parses LEN bytes of TEXT as one JSON value followed by nothing but whitespace (headers are
- * padded with spaces). WHAT says which part of PATH it is, for the message. */
-static cJSON *parse_json(const void *text, size_t len, const char *path, const char *what,
-                         si_error *err)
+/* Parses the LEN-byte header TEXT of PATH: one JSON value followed by nothing but the spaces
+ * that pad it. */
+static cJSON *parse_header_json(const void *text, size_t len, const char *path, si_error *err)
 {
     /* cJSON gets a NUL-terminated copy: a mapping has no terminator after its last byte. */
     char *copy = mallocCheck(len + 1, "a JSON text");
     if (len)
         memcpy(copy, text, len);
     copy[len] = 0;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(copy, len, &end, 0);
-    size_t at = end ? (size_t)(end - copy) : 0;
-    while (root && at < len && is_json_space(copy[at]))
-        at++;
+    size_t at = 0;
+    cJSON *root = json_file_parse(copy, len, &at);
     free(copy);
-    if (!root || at < len) {
-        cJSON_Delete(root);
-        si_error_set(err, "%s: the %s is not valid JSON (error near byte %zu)" HINT_REDOWNLOAD,
-                     path, what, at);
-        return NULL;
-    }
+    if (!root)
+        si_error_set(err, "%s: the header is not valid JSON (error near byte %zu)" HINT_REDOWNLOAD,
+                     path, at);
     return root;
 }
 
@@ -290,7 +278,7 @@ static int parse_header(const st_mapping *m, st_tensor **out, int *n_out, si_err
                             "%s: the header length (%llu bytes) is over the 100 MiB limit; this "
                             "is not a safetensors file" HINT_REDOWNLOAD,
                             m->path, (unsigned long long)hlen);
-    cJSON *root = parse_json(map + 8, hlen, m->path, "header", err);
+    cJSON *root = parse_header_json(map + 8, hlen, m->path, err);
     if (!root)
         return -1;
     int rc = 0, n = 0;
@@ -432,11 +420,7 @@ static int open_shards(st_set *set, const char *dir, const char *index, const cJ
 
 static int open_index(st_set *set, const char *dir, const char *index, si_error *err)
 {
-    st_mapping m = {0};
-    if (map_file(&m, index, err))
-        return -1;
-    cJSON *root = parse_json(m.map, m.size, index, "file", err);
-    unmap_file(&m);
+    cJSON *root = json_file_load(index, NULL, err);
     if (!root)
         return -1;
     const cJSON *weight_map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

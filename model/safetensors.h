@@ -45,5 +45,7 @@ void st_close(st_set *set);
 
 const char *st_dtype_name(st_dtype dtype);
 size_t st_dtype_size(st_dtype dtype);
+/* Writes SHAPE as "[d0, d1, ...]" into BUF (CAP bytes, cut short when it does not fit). */
+void st_format_shape(char *buf, size_t cap, const int64_t *shape, int ndim);
 
 #endif

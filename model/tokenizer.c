@@ -6,12 +6,12 @@
 
 #include "model/tokenizer.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <pcre2.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "model/json_file.h"
 
 #define HINT_BYTE_LEVEL                                                                            \
     "\n  HINT: starinfer reads byte-level BPE tokenizers such as Llama 3's; use the "              \
@@ -374,35 +374,6 @@ static void append_decoded(const tokenizer *tok, const char *s, size_t len, char
 }
 
 /* ---- Loading ---- */
-
-static char *read_whole_file(const char *path, size_t *len, si_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        si_error_set(err,
-                     "cannot open %s: %s\n  HINT: the model folder needs the tokenizer.json of "
-                     "its Hugging Face checkpoint",
-                     path, strerror(errno));
-        return NULL;
-    }
-    char *text = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        text = mallocCheck((size_t)size + 1, "tokenizer.json");
-        if (fread(text, 1, (size_t)size, f) != (size_t)size) {
-            free(text);
-            text = NULL;
-        }
-    }
-    fclose(f);
-    if (!text) {
-        si_error_set(err, "cannot read %s\n  HINT: check the file and its permissions", path);
-        return NULL;
-    }
-    text[size] = 0;
-    *len = (size_t)size;
-    return text;
-}
 
 static const char *json_type(const cJSON *obj)
 {
@@ -841,26 +812,13 @@ static int load_json(tokenizer *tok, const cJSON *root, const char *path, si_err
 int tokenizer_load(tokenizer **out, const char *path, si_error *err)
 {
     *out = NULL;
-    size_t len;
-    char *text = read_whole_file(path, &len, err);
-    if (!text)
+    cJSON *root = json_file_load(path, NULL, err);
+    if (!root)
         return -1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root || !cJSON_IsObject(root)) {
-        size_t at = root ? 0 : (size_t)(end - text);
-        cJSON_Delete(root);
-        free(text);
-        return si_error_set(err,
-                            "%s is not valid JSON (error near byte %zu)\n"
-                            "  HINT: the file is damaged or incomplete; download it again",
-                            path, at);
-    }
     tokenizer *tok = callocCheck(1, sizeof(tokenizer), "tokenizer");
     byte_level_alphabet(tok);
     int rc = load_json(tok, root, path, err);
     cJSON_Delete(root);
-    free(text);
     if (rc < 0) {
         tokenizer_free(tok);
         return -1;

@@ -137,15 +137,6 @@ size_t model_weights_bytes(const model_config *cfg)
     return bytes;
 }
 
-static void format_shape(char *buf, size_t cap, const int64_t *shape, int ndim)
-{
-    size_t len = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && len < cap; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (len < cap)
-        snprintf(buf + len, cap - len, "]");
-}
-
 /* The error names the tensor, its file, both shapes and the config fields that disagree. */
 static int check_shape(const model_config *cfg, const weight_spec *s, const st_tensor *t,
                        si_error *err)
@@ -159,8 +150,8 @@ static int check_shape(const model_config *cfg, const weight_spec *s, const st_t
     if (ok)
         return 0;
     char found[128], expected[64], fields[256] = "";
-    format_shape(found, sizeof found, t->shape, t->ndim);
-    format_shape(expected, sizeof expected, want, s->ndim);
+    st_format_shape(found, sizeof found, t->shape, t->ndim);
+    st_format_shape(expected, sizeof expected, want, s->ndim);
     for (int i = 0; i < s->ndim; i++) {
         if (t->ndim == s->ndim && t->shape[i] == want[i])
             continue;

@@ -55,7 +55,7 @@ const backend *device_open(device_kind kind, int local_rank, int local_size, int
         return NULL;
     }
     if (local_size > gpus && !share_gpus) {
-        si_error_set(err, "%d ranks run on %s but it has %d GPU(s); local rank %d has none\n"
+        si_error_set(err, "%d ranks run on %s but it has %d GPU(s) (this is local rank %d)\n"
                           "  HINT: launch one rank per GPU (starinfer-mpirun --ranks-per-node %d), "
                           "or pass --share-gpus to let ranks share GPUs (for testing)",
                      local_size, host, gpus, local_rank, gpus);

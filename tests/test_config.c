@@ -29,48 +29,6 @@ static const char llama31_config[] =
     " \"rope_theta\": 500000.0, \"tie_word_embeddings\": false, \"torch_dtype\": \"bfloat16\","
     " \"transformers_version\": \"4.43.0.dev0\", \"use_cache\": true, \"vocab_size\": 128256}";
 
-typedef struct {
-    char *dir;
-    char path[4096]; /* scratch for file paths */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = make_temp_dir();
-    *state = f;
-    return f->dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    remove_dir(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static const char *file_in(fixture *f, const char *name)
-{
-    snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name);
-    return f->path;
-}
-
-static void write_text(fixture *f, const char *name, const char *text)
-{
-    assert_int_equal(write_file(file_in(f, name), text, strlen(text)), 0);
-}
-
-/* Writes JSON as NAME and frees it. */
-static void write_json(fixture *f, const char *name, cJSON *json)
-{
-    char *text = cJSON_Print(json);
-    write_text(f, name, text);
-    free(text);
-    cJSON_Delete(json);
-}
-
 static cJSON *llama31(void)
 {
     cJSON *json = cJSON_Parse(llama31_config);
@@ -84,14 +42,8 @@ static void set_number(cJSON *json, const char *key, double v)
     cJSON_AddNumberToObject(json, key, v);
 }
 
-static void assert_has(const char *msg, const char *needle)
-{
-    if (!strstr(msg, needle))
-        fail_msg("the message \"%s\" does not contain \"%s\"", msg, needle);
-}
-
-/* Loading fails, and the message names FILE (in the fixture's folder) and FIELD. */
-static void assert_load_fails(fixture *f, const char *file, const char *field)
+/* Loading fails, and the message names FILE (in the temporary folder) and FIELD. */
+static void assert_load_fails(temp_dir *f, const char *file, const char *field)
 {
     model_config cfg;
     si_error err = {0};
@@ -103,7 +55,7 @@ static void assert_load_fails(fixture *f, const char *file, const char *field)
 
 static void llama31_parses_exactly(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_text(f, "config.json", llama31_config);
     model_config c;
     si_error err = {0};
@@ -134,7 +86,7 @@ static void llama31_parses_exactly(void **state)
 
 static void generation_config_eos_number_wins(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_text(f, "config.json", llama31_config);
     write_text(f, "generation_config.json", "{\"bos_token_id\": 1, \"eos_token_id\": 2}");
     model_config c;
@@ -148,7 +100,7 @@ static void generation_config_eos_number_wins(void **state)
 
 static void generation_config_eos_list_wins(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     set_number(json, "eos_token_id", 128001);
     write_json(f, "config.json", json);
@@ -165,7 +117,7 @@ static void generation_config_eos_list_wins(void **state)
 
 static void head_dim_given_explicitly(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     set_number(json, "head_dim", 256); /* not hidden_size / num_attention_heads = 128 */
     write_json(f, "config.json", json);
@@ -178,7 +130,7 @@ static void head_dim_given_explicitly(void **state)
 /* A Llama 2 style config: the optional fields take transformers' LlamaConfig defaults. */
 static void defaults_for_absent_fields(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_text(f, "config.json",
                "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64,"
                " \"intermediate_size\": 128, \"num_hidden_layers\": 2,"
@@ -201,7 +153,7 @@ static void defaults_for_absent_fields(void **state)
 /* Older configs name the rope type "type"; "default" means no scaling. */
 static void rope_type_spellings(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     model_config c;
     si_error err = {0};
     cJSON *json = llama31();
@@ -224,7 +176,7 @@ static void rope_type_spellings(void **state)
 
 static void mistral_accepted_without_sliding_window(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_ReplaceItemInArray(cJSON_GetObjectItem(json, "architectures"), 0,
                              cJSON_CreateString("MistralForCausalLM"));
@@ -238,7 +190,7 @@ static void mistral_accepted_without_sliding_window(void **state)
 
 static void sliding_window_refused(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_ReplaceItemInArray(cJSON_GetObjectItem(json, "architectures"), 0,
                              cJSON_CreateString("MistralForCausalLM"));
@@ -249,13 +201,13 @@ static void sliding_window_refused(void **state)
 
 static void missing_config_json(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     assert_load_fails(f, "config.json", "not found");
 }
 
 static void unsupported_architecture(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_ReplaceItemInArray(cJSON_GetObjectItem(json, "architectures"), 0,
                              cJSON_CreateString("Qwen2ForCausalLM"));
@@ -270,7 +222,7 @@ static void unsupported_architecture(void **state)
 
 static void missing_architectures(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_DeleteItemFromObject(json, "architectures");
     write_json(f, "config.json", json);
@@ -279,7 +231,7 @@ static void missing_architectures(void **state)
 
 static void malformed_config_json(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_text(f, "config.json", "{\"hidden_size\": 4096,, }");
     assert_load_fails(f, "config.json", "not valid JSON");
     /* A valid object followed by more text is not valid either. */
@@ -289,7 +241,7 @@ static void malformed_config_json(void **state)
 
 static void malformed_generation_config_json(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_text(f, "config.json", llama31_config);
     write_text(f, "generation_config.json", "{\"eos_token_id\": [1, 2");
     assert_load_fails(f, "generation_config.json", "not valid JSON");
@@ -297,7 +249,7 @@ static void malformed_generation_config_json(void **state)
 
 static void missing_required_field(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_DeleteItemFromObject(json, "intermediate_size");
     write_json(f, "config.json", json);
@@ -306,7 +258,7 @@ static void missing_required_field(void **state)
 
 static void field_of_wrong_type(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_ReplaceItemInObject(json, "hidden_size", cJSON_CreateString("4096"));
     write_json(f, "config.json", json);
@@ -315,7 +267,7 @@ static void field_of_wrong_type(void **state)
 
 static void non_positive_size(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     set_number(json, "num_hidden_layers", 0);
     write_json(f, "config.json", json);
@@ -324,7 +276,7 @@ static void non_positive_size(void **state)
 
 static void heads_not_multiple_of_kv_heads(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     set_number(json, "num_key_value_heads", 5);
     write_json(f, "config.json", json);
@@ -333,7 +285,7 @@ static void heads_not_multiple_of_kv_heads(void **state)
 
 static void hidden_not_multiple_of_heads(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     set_number(json, "num_attention_heads", 24);
     write_json(f, "config.json", json);
@@ -342,7 +294,7 @@ static void hidden_not_multiple_of_heads(void **state)
 
 static void odd_head_dim(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     set_number(json, "head_dim", 127);
     write_json(f, "config.json", json);
@@ -351,7 +303,7 @@ static void odd_head_dim(void **state)
 
 static void biases_not_supported(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     const char *keys[] = {"attention_bias", "mlp_bias"};
     for (int i = 0; i < 2; i++) {
         cJSON *json = llama31();
@@ -367,7 +319,7 @@ static void biases_not_supported(void **state)
 
 static void activation_not_supported(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_ReplaceItemInObject(json, "hidden_act", cJSON_CreateString("gelu"));
     write_json(f, "config.json", json);
@@ -376,7 +328,7 @@ static void activation_not_supported(void **state)
 
 static void rope_type_not_supported(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     cJSON *json = llama31();
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(json, "rope_scaling"), "rope_type",
                               cJSON_CreateString("yarn"));
@@ -386,7 +338,7 @@ static void rope_type_not_supported(void **state)
 
 static void llama3_scaling_field_missing(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     const char *keys[] = {"factor", "low_freq_factor", "high_freq_factor",
                           "original_max_position_embeddings"};
     for (int i = 0; i < 4; i++) {
@@ -401,7 +353,7 @@ static void llama3_scaling_field_missing(void **state)
 
 static void too_many_eos_ids(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_text(f, "config.json", llama31_config);
     write_text(f, "generation_config.json", "{\"eos_token_id\": [1, 2, 3, 4, 5, 6, 7, 8, 9]}");
     assert_load_fails(f, "generation_config.json", "eos_token_id");
@@ -409,13 +361,13 @@ static void too_many_eos_ids(void **state)
 
 static void eos_id_outside_vocab(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_text(f, "config.json", llama31_config);
     write_text(f, "generation_config.json", "{\"eos_token_id\": [128001, 200000]}");
     assert_load_fails(f, "generation_config.json", "eos_token_id[1]");
 }
 
-#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define TEST(name) cmocka_unit_test_setup_teardown(name, temp_dir_setup, temp_dir_teardown)
 
 int main(void)
 {

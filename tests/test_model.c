@@ -49,37 +49,6 @@ static cJSON *load_reference(const char *name)
     return j;
 }
 
-static int *json_ints(const cJSON *a, int *n)
-{
-    *n = cJSON_GetArraySize(a);
-    int *v = malloc(sizeof(int) * (*n + 1));
-    for (int i = 0; i < *n; i++)
-        v[i] = cJSON_GetArrayItem(a, i)->valueint;
-    return v;
-}
-
-static float *load_rows(const char *file, size_t count)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "reference/%s", file);
-    size_t len = 0;
-    float *rows = (float *)read_file(fixture_path(rel), &len);
-    assert_non_null(rows);
-    assert_int_equal(len, count * sizeof(float));
-    return rows;
-}
-
-/* max |a - ref| / max |ref| over one row of logits */
-static double rel_error(const float *a, const float *ref, int n)
-{
-    double diff = 0, scale = 1e-30;
-    for (int i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)a[i] - ref[i]));
-        scale = fmax(scale, fabs((double)ref[i]));
-    }
-    return diff / scale;
-}
-
 static backend_weights bw;
 
 static void load_model(model *m, const char *name)
@@ -106,7 +75,8 @@ static void check_case_logits(const model *m, const cJSON *c, const char *name)
     int *ids = json_ints(cJSON_GetObjectItem(c, "ids"), &n);
     int *rows = json_ints(cJSON_GetObjectItem(c, "rows"), &n_rows);
     int vocab = m->cfg.vocab_size;
-    float *ref = load_rows(cJSON_GetObjectItem(c, "logits")->valuestring, (size_t)n_rows * vocab);
+    float *ref =
+        reference_rows(cJSON_GetObjectItem(c, "logits")->valuestring, (size_t)n_rows * vocab);
     const backend *be = test_backend();
     forward_state fs;
     forward_state_init(&fs, &m->cfg, &bw, be, n, n);

@@ -14,46 +14,21 @@
 #include "model/safetensors.h"
 #include "test_util.h"
 
-typedef struct {
-    char *dir;
-    char path[4096]; /* scratch for file paths */
-} fixture;
-
-static int setup(void **state)
+/* N data bytes, byte i being i (mod 256). */
+static unsigned char *counting_bytes(size_t n)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = make_temp_dir();
-    *state = f;
-    return f->dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    remove_dir(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static const char *file_in(fixture *f, const char *name)
-{
-    snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name);
-    return f->path;
+    unsigned char *data = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)i;
+    return data;
 }
 
 /* Writes NAME as: the header's length (u64, little-endian), HEADER, then DATA_LEN bytes. */
-static void write_raw(fixture *f, const char *name, const char *header, size_t data_len)
+static void write_raw(temp_dir *f, const char *name, const char *header, size_t data_len)
 {
-    size_t hlen = strlen(header), len = 8 + hlen + data_len;
-    unsigned char *buf = calloc(1, len);
-    for (int i = 0; i < 8; i++)
-        buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    memcpy(buf + 8, header, hlen);
-    for (size_t i = 0; i < data_len; i++)
-        buf[8 + hlen + i] = (unsigned char)i;
-    assert_int_equal(write_file(file_in(f, name), buf, len), 0);
-    free(buf);
+    unsigned char *data = counting_bytes(data_len);
+    write_safetensors_raw(file_in(f, name), header, data, data_len);
+    free(data);
 }
 
 typedef struct {
@@ -66,32 +41,20 @@ typedef struct {
 
 /* Writes a well-formed file the way the reference writer does: contiguous data, and the header
  * padded with spaces to a multiple of 8 bytes. Data byte i of the file's data section is i. */
-static void write_st(fixture *f, const char *name, const tensor_spec *ts, int n)
+static void write_st(temp_dir *f, const char *name, const tensor_spec *ts, int n)
 {
     cJSON *header = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(header, "__metadata__");
     cJSON_AddStringToObject(meta, "format", "pt");
     size_t offset = 0;
     for (int i = 0; i < n; i++) {
-        cJSON *t = cJSON_AddObjectToObject(header, ts[i].name);
-        cJSON_AddStringToObject(t, "dtype", ts[i].dtype);
-        cJSON *shape = cJSON_AddArrayToObject(t, "shape");
-        for (int d = 0; d < ts[i].ndim; d++)
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)ts[i].shape[d]));
-        cJSON *offs = cJSON_AddArrayToObject(t, "data_offsets");
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)offset));
+        safetensors_add_tensor(header, ts[i].name, ts[i].dtype, ts[i].ndim, ts[i].shape, offset,
+                               offset + ts[i].nbytes);
         offset += ts[i].nbytes;
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)offset));
     }
-    char *text = cJSON_PrintUnformatted(header);
-    size_t len = strlen(text), padded = (len + 7) / 8 * 8;
-    char *header_text = malloc(padded + 1);
-    memset(header_text, ' ', padded);
-    memcpy(header_text, text, len);
-    header_text[padded] = 0;
-    write_raw(f, name, header_text, offset);
-    free(header_text);
-    free(text);
+    unsigned char *data = counting_bytes(offset);
+    write_safetensors(file_in(f, name), header, data, offset);
+    free(data);
     cJSON_Delete(header);
 }
 
@@ -101,14 +64,8 @@ static const tensor_spec three_dtypes[] = {
     {"c.f32", "F32", 2, {2, 2}, 16},
 };
 
-static void assert_has(const char *msg, const char *needle)
-{
-    if (!strstr(msg, needle))
-        fail_msg("the message \"%s\" does not contain \"%s\"", msg, needle);
-}
-
-/* Opening the folder fails; the message names FILE (in the fixture's folder) and WHAT. */
-static void assert_open_fails(fixture *f, const char *file, const char *what)
+/* Opening the folder fails; the message names FILE (in the temporary folder) and WHAT. */
+static void assert_open_fails(temp_dir *f, const char *file, const char *what)
 {
     st_set set;
     si_error err = {0};
@@ -119,7 +76,7 @@ static void assert_open_fails(fixture *f, const char *file, const char *what)
 }
 
 /* One tensor in model.safetensors, described by the header text ENTRY. */
-static void write_one(fixture *f, const char *entry, size_t data_len)
+static void write_one(temp_dir *f, const char *entry, size_t data_len)
 {
     char header[512];
     snprintf(header, sizeof header, "{\"w\": %s}", entry);
@@ -128,7 +85,7 @@ static void write_one(fixture *f, const char *entry, size_t data_len)
 
 static void single_file_opens(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_st(f, "model.safetensors", three_dtypes, 3);
     st_set set;
     si_error err = {0};
@@ -161,7 +118,7 @@ static void single_file_opens(void **state)
 
 static void empty_and_scalar_tensors_open(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     const tensor_spec ts[] = {{"empty", "F32", 2, {0, 4}, 0}, {"scalar", "F32", 0, {0}, 4}};
     write_st(f, "model.safetensors", ts, 2);
     st_set set;
@@ -177,17 +134,16 @@ static const char index_json[] = "{\"metadata\": {\"total_size\": 36}, \"weight_
                                  "\"b.f16\": \"model-00001-of-00002.safetensors\","
                                  "\"c.f32\": \"model-00002-of-00002.safetensors\"}}";
 
-static void write_sharded(fixture *f, const char *index)
+static void write_sharded(temp_dir *f, const char *index)
 {
     write_st(f, "model-00001-of-00002.safetensors", three_dtypes, 2);
     write_st(f, "model-00002-of-00002.safetensors", three_dtypes + 2, 1);
-    assert_int_equal(write_file(file_in(f, "model.safetensors.index.json"), index, strlen(index)),
-                     0);
+    write_text(f, "model.safetensors.index.json", index);
 }
 
 static void sharded_set_opens(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_sharded(f, index_json);
     st_set set;
     si_error err = {0};
@@ -203,7 +159,7 @@ static void sharded_set_opens(void **state)
 
 static void no_weights_in_folder(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     st_set set;
     si_error err = {0};
     assert_int_equal(st_open_dir(&set, f->dir, &err), -1);
@@ -214,14 +170,14 @@ static void no_weights_in_folder(void **state)
 
 static void file_shorter_than_header_length(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     assert_int_equal(write_file(file_in(f, "model.safetensors"), "\x10\0\0", 3), 0);
     assert_open_fails(f, "model.safetensors", "too short");
 }
 
 static void truncated_file(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_st(f, "model.safetensors", three_dtypes, 3);
     size_t len;
     char *data = read_file(file_in(f, "model.safetensors"), &len);
@@ -236,7 +192,7 @@ static void truncated_file(void **state)
 
 static void header_length_past_end(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     unsigned char buf[64] = {0xe8, 0x03}; /* says 1000 header bytes; the file has 64 */
     assert_int_equal(write_file(file_in(f, "model.safetensors"), buf, sizeof buf), 0);
     assert_open_fails(f, "model.safetensors", "header length (1000 bytes)");
@@ -244,7 +200,7 @@ static void header_length_past_end(void **state)
 
 static void huge_header_length(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     unsigned char buf[16] = {0, 0, 0, 0, 0, 0, 0, 0x80};
     assert_int_equal(write_file(file_in(f, "model.safetensors"), buf, sizeof buf), 0);
     assert_open_fails(f, "model.safetensors", "header length");
@@ -252,21 +208,21 @@ static void huge_header_length(void **state)
 
 static void offsets_past_end(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_one(f, "{\"dtype\": \"F32\", \"shape\": [16], \"data_offsets\": [0, 64]}", 8);
     assert_open_fails(f, "model.safetensors", "\"w\": data_offsets [0, 64] run past the end");
 }
 
 static void offsets_reversed(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_one(f, "{\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 4]}", 8);
     assert_open_fails(f, "model.safetensors", "\"w\"");
 }
 
 static void offsets_overlap(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_raw(f, "model.safetensors",
               "{\"x\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
               " \"y\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}",
@@ -276,14 +232,14 @@ static void offsets_overlap(void **state)
 
 static void shape_does_not_match_byte_range(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_one(f, "{\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 8]}", 8);
     assert_open_fails(f, "model.safetensors", "\"w\": shape [2, 2] of F32 is 16 bytes");
 }
 
 static void shape_overflows(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_one(f,
               "{\"dtype\": \"BF16\", \"shape\": [4611686018427387904, 8], "
               "\"data_offsets\": [0, 0]}",
@@ -293,28 +249,28 @@ static void shape_overflows(void **state)
 
 static void shape_entry_negative(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_one(f, "{\"dtype\": \"F32\", \"shape\": [-2, -2], \"data_offsets\": [0, 16]}", 16);
     assert_open_fails(f, "model.safetensors", "\"w\": shape entry 0");
 }
 
 static void too_many_dims(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_one(f, "{\"dtype\": \"F32\", \"shape\": [1, 1, 1, 1, 1], \"data_offsets\": [0, 4]}", 4);
     assert_open_fails(f, "model.safetensors", "\"w\": \"shape\"");
 }
 
 static void unsupported_dtype(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_one(f, "{\"dtype\": \"I64\", \"shape\": [1], \"data_offsets\": [0, 8]}", 8);
     assert_open_fails(f, "model.safetensors", "\"w\" has dtype I64");
 }
 
 static void malformed_header(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_raw(f, "model.safetensors", "{\"w\": {\"dtype\": \"F32\", \"shape\": [1]", 4);
     assert_open_fails(f, "model.safetensors", "the header is not valid JSON");
     /* A valid value followed by anything but padding is not a header either. */
@@ -324,14 +280,14 @@ static void malformed_header(void **state)
 
 static void header_not_an_object(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_raw(f, "model.safetensors", "[1, 2]", 0);
     assert_open_fails(f, "model.safetensors", "not a JSON object");
 }
 
 static void duplicate_name_in_header(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_raw(f, "model.safetensors",
               "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
               " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
@@ -341,33 +297,32 @@ static void duplicate_name_in_header(void **state)
 
 static void duplicate_name_across_shards(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_st(f, "model-00001-of-00002.safetensors", three_dtypes, 2);
     write_st(f, "model-00002-of-00002.safetensors", three_dtypes + 1, 2); /* b.f16 again */
     const char *index = "{\"weight_map\": {\"a.bf16\": \"model-00001-of-00002.safetensors\","
                         " \"c.f32\": \"model-00002-of-00002.safetensors\"}}";
-    assert_int_equal(write_file(file_in(f, "model.safetensors.index.json"), index, strlen(index)),
-                     0);
+    write_text(f, "model.safetensors.index.json", index);
     assert_open_fails(f, "model-00002-of-00002.safetensors", "\"b.f16\" appears twice");
 }
 
 static void malformed_index(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_sharded(f, "{\"weight_map\": {\"a.bf16\": }");
     assert_open_fails(f, "model.safetensors.index.json", "not valid JSON");
 }
 
 static void index_without_weight_map(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_sharded(f, "{\"metadata\": {}}");
     assert_open_fails(f, "model.safetensors.index.json", "\"weight_map\"");
 }
 
 static void shard_missing(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_sharded(f, index_json);
     remove(file_in(f, "model-00002-of-00002.safetensors"));
     assert_open_fails(f, "model-00002-of-00002.safetensors", "is missing");
@@ -376,7 +331,7 @@ static void shard_missing(void **state)
 
 static void tensor_not_in_its_shard(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     write_sharded(f, "{\"weight_map\": {"
                      "\"a.bf16\": \"model-00001-of-00002.safetensors\","
                      "\"c.f32\": \"model-00001-of-00002.safetensors\","
@@ -390,7 +345,7 @@ static void tensor_not_in_its_shard(void **state)
 
 static void shard_path_outside_folder(void **state)
 {
-    fixture *f = *state;
+    temp_dir *f = *state;
     const char *bad[] = {"../model-00001-of-00002.safetensors", "sub/model.safetensors", ""};
     for (int i = 0; i < 3; i++) {
         char index[256];
@@ -400,7 +355,7 @@ static void shard_path_outside_folder(void **state)
     }
 }
 
-#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define TEST(name) cmocka_unit_test_setup_teardown(name, temp_dir_setup, temp_dir_teardown)
 
 int main(void)
 {

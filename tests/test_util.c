@@ -1,8 +1,15 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include "test_util.h"
 
 #include "kernels/backend.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +106,127 @@ void remove_dir(const char *path)
     }
     closedir(d);
     rmdir(path);
+}
+
+int temp_dir_init(temp_dir *t)
+{
+    t->dir = make_temp_dir();
+    return t->dir ? 0 : -1;
+}
+
+void temp_dir_remove(temp_dir *t)
+{
+    remove_dir(t->dir);
+    free(t->dir);
+    t->dir = NULL;
+}
+
+int temp_dir_setup(void **state)
+{
+    temp_dir *t = calloc(1, sizeof *t);
+    *state = t;
+    return temp_dir_init(t);
+}
+
+int temp_dir_teardown(void **state)
+{
+    temp_dir_remove(*state);
+    free(*state);
+    return 0;
+}
+
+const char *file_in(temp_dir *t, const char *name)
+{
+    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+    return t->path;
+}
+
+void write_text(temp_dir *t, const char *name, const char *text)
+{
+    assert_int_equal(write_file(file_in(t, name), text, strlen(text)), 0);
+}
+
+void write_json(temp_dir *t, const char *name, cJSON *json)
+{
+    char *text = cJSON_Print(json);
+    write_text(t, name, text);
+    free(text);
+    cJSON_Delete(json);
+}
+
+void safetensors_add_tensor(cJSON *header, const char *name, const char *dtype, int ndim,
+                            const int64_t *shape, size_t begin, size_t end)
+{
+    cJSON *t = cJSON_AddObjectToObject(header, name);
+    cJSON_AddStringToObject(t, "dtype", dtype);
+    cJSON *dims = cJSON_AddArrayToObject(t, "shape");
+    for (int d = 0; d < ndim; d++)
+        cJSON_AddItemToArray(dims, cJSON_CreateNumber((double)shape[d]));
+    cJSON *offsets = cJSON_AddArrayToObject(t, "data_offsets");
+    cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)begin));
+    cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)end));
+}
+
+void write_safetensors_raw(const char *path, const char *header, const void *data, size_t data_len)
+{
+    size_t hlen = strlen(header), len = 8 + hlen + data_len;
+    unsigned char *buf = malloc(len);
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    memcpy(buf + 8, header, hlen);
+    if (data_len)
+        memcpy(buf + 8 + hlen, data, data_len);
+    assert_int_equal(write_file(path, buf, len), 0);
+    free(buf);
+}
+
+void write_safetensors(const char *path, const cJSON *header, const void *data, size_t data_len)
+{
+    char *text = cJSON_PrintUnformatted(header);
+    size_t len = strlen(text), padded = (len + 7) / 8 * 8;
+    char *padded_text = malloc(padded + 1);
+    memset(padded_text, ' ', padded);
+    memcpy(padded_text, text, len);
+    padded_text[padded] = 0;
+    write_safetensors_raw(path, padded_text, data, data_len);
+    free(padded_text);
+    free(text);
+}
+
+void assert_has(const char *msg, const char *needle)
+{
+    if (!strstr(msg, needle))
+        fail_msg("the message \"%s\" does not contain \"%s\"", msg, needle);
+}
+
+int *json_ints(const cJSON *a, int *n)
+{
+    *n = cJSON_GetArraySize(a);
+    int *v = malloc(sizeof(int) * (*n + 1));
+    for (int i = 0; i < *n; i++)
+        v[i] = cJSON_GetArrayItem(a, i)->valueint;
+    return v;
+}
+
+float *reference_rows(const char *file, size_t count)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "reference/%s", file);
+    size_t len = 0;
+    float *rows = (float *)read_file(fixture_path(rel), &len);
+    assert_non_null(rows);
+    assert_int_equal(len, count * sizeof(float));
+    return rows;
+}
+
+double rel_error(const float *a, const float *ref, int n)
+{
+    double diff = 0, scale = 1e-30;
+    for (int i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    return diff / scale;
 }
 
 const struct backend *test_backend(void)

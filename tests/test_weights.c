@@ -38,8 +38,7 @@ typedef struct {
 } tensor_desc;
 
 typedef struct {
-    char *dir;
-    char path[4096]; /* scratch for file paths */
+    temp_dir tmp;
     model_config cfg;
     st_set set;
     model_weights w;
@@ -48,9 +47,8 @@ typedef struct {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    f->dir = make_temp_dir();
     *state = f;
-    return f->dir ? 0 : -1;
+    return temp_dir_init(&f->tmp);
 }
 
 static int teardown(void **state)
@@ -58,16 +56,9 @@ static int teardown(void **state)
     fixture *f = *state;
     model_weights_free(&f->w);
     st_close(&f->set);
-    remove_dir(f->dir);
-    free(f->dir);
+    temp_dir_remove(&f->tmp);
     free(f);
     return 0;
-}
-
-static const char *file_in(fixture *f, const char *name)
-{
-    snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name);
-    return f->path;
 }
 
 /* The value written at element J of the K-th tensor: exact in BF16 and F16. */
@@ -153,27 +144,11 @@ static void write_shard(fixture *f, const char *name, const model_opts *o, const
             t.ndim = o->reshape_ndim;
             memcpy(t.shape, o->reshape_to, sizeof t.shape);
         }
-        cJSON *entry = cJSON_AddObjectToObject(header, t.name);
-        cJSON_AddStringToObject(entry, "dtype", o->dtype);
-        cJSON *shape = cJSON_AddArrayToObject(entry, "shape");
-        for (int d = 0; d < t.ndim; d++)
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t.shape[d]));
-        cJSON *offs = cJSON_AddArrayToObject(entry, "data_offsets");
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)len));
+        size_t begin = len;
         encode(data, &len, o->dtype, k, desc_elems(&t));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)len));
+        safetensors_add_tensor(header, t.name, o->dtype, t.ndim, t.shape, begin, len);
     }
-    char *text = cJSON_PrintUnformatted(header);
-    uint64_t hlen = (strlen(text) + 7) / 8 * 8;
-    unsigned char *file = malloc(8 + hlen + len);
-    for (int i = 0; i < 8; i++)
-        file[i] = (unsigned char)(hlen >> (8 * i));
-    memset(file + 8, ' ', hlen);
-    memcpy(file + 8, text, strlen(text));
-    memcpy(file + 8 + hlen, data, len);
-    assert_int_equal(write_file(file_in(f, name), file, 8 + hlen + len), 0);
-    free(file);
-    free(text);
+    write_safetensors(file_in(&f->tmp, name), header, data, len);
     free(data);
     cJSON_Delete(header);
 }
@@ -189,7 +164,7 @@ static void write_config(fixture *f, const model_opts *o)
              "\"num_key_value_heads\": %d, \"vocab_size\": %d, \"tie_word_embeddings\": %s, "
              "\"torch_dtype\": \"bfloat16\"}",
              HIDDEN, head_dim, INTER, LAYERS, HEADS, KV_HEADS, VOCAB, o->tied ? "true" : "false");
-    assert_int_equal(write_file(file_in(f, "config.json"), text, strlen(text)), 0);
+    write_text(&f->tmp, "config.json", text);
 }
 
 /* Writes the model directory, then loads its config and opens its safetensors files. */
@@ -210,14 +185,10 @@ static void write_model(fixture *f, const model_opts *o)
         for (int k = 0; k < n; k++)
             if (!o->omit || strcmp(ts[k].name, o->omit))
                 cJSON_AddStringToObject(map, ts[k].name, shards[k >= n / 2]);
-        char *text = cJSON_Print(index);
-        assert_int_equal(write_file(file_in(f, "model.safetensors.index.json"), text, strlen(text)),
-                         0);
-        free(text);
-        cJSON_Delete(index);
+        write_json(&f->tmp, "model.safetensors.index.json", index);
     }
     si_error err = {0};
-    if (model_config_load(&f->cfg, f->dir, &err) || st_open_dir(&f->set, f->dir, &err))
+    if (model_config_load(&f->cfg, f->tmp.dir, &err) || st_open_dir(&f->set, f->tmp.dir, &err))
         fail_msg("%s", err.msg);
 }
 
@@ -269,12 +240,6 @@ static void load_and_check(fixture *f, const model_opts *o)
         assert_ptr_equal(f->w.lm_head, f->w.embed);
     else
         assert_ptr_not_equal(f->w.lm_head, f->w.embed);
-}
-
-static void assert_has(const char *msg, const char *needle)
-{
-    if (!strstr(msg, needle))
-        fail_msg("the message \"%s\" does not contain \"%s\"", msg, needle);
 }
 
 static void bf16_single_file_untied(void **state)
@@ -339,7 +304,7 @@ static void shape_mismatch(void **state)
     assert_int_equal(model_weights_load(&f->w, &f->cfg, &f->set, &err), -1);
     assert_null(f->w.block);
     assert_has(err.msg, "model.layers.1.mlp.up_proj.weight in ");
-    assert_has(err.msg, file_in(f, "model-00002-of-00002.safetensors"));
+    assert_has(err.msg, file_in(&f->tmp, "model-00002-of-00002.safetensors"));
     assert_has(err.msg, "has shape [6, 8], expected [12, 8]");
     assert_has(err.msg, "(intermediate_size=12)");
 }
@@ -355,7 +320,7 @@ static void shape_rank_mismatch(void **state)
     si_error err = {0};
     assert_int_equal(model_weights_load(&f->w, &f->cfg, &f->set, &err), -1);
     assert_has(err.msg, "model.norm.weight in ");
-    assert_has(err.msg, file_in(f, "model.safetensors"));
+    assert_has(err.msg, file_in(&f->tmp, "model.safetensors"));
     assert_has(err.msg, "has shape [8, 1], expected [8]");
 }
 
@@ -381,7 +346,7 @@ static void missing_tensor(void **state)
     si_error err = {0};
     assert_int_equal(model_weights_load(&f->w, &f->cfg, &f->set, &err), -1);
     assert_has(err.msg, "model.layers.1.self_attn.k_proj.weight is missing");
-    assert_has(err.msg, f->dir);
+    assert_has(err.msg, f->tmp.dir);
 }
 
 static void untied_without_lm_head(void **state)
@@ -392,7 +357,7 @@ static void untied_without_lm_head(void **state)
     si_error err = {0};
     assert_int_equal(model_weights_load(&f->w, &f->cfg, &f->set, &err), -1);
     assert_has(err.msg, "lm_head.weight is missing");
-    assert_has(err.msg, f->dir);
+    assert_has(err.msg, f->tmp.dir);
     assert_has(err.msg, "tie_word_embeddings");
 }
 

@@ -36,7 +36,10 @@ for f in os.listdir(tokenizer_dir):
     if f.startswith("tokenizer"):
         shutil.copy(os.path.join(tokenizer_dir, f), model_dir)
 
+# .to(bfloat16) also rounded the rotary frequencies (a buffer); the reference recomputes them in
+# fp32 as a model loaded from disk does.
 model = model.float().eval()
+model.model.rotary_emb = type(model.model.rotary_emb)(config=cfg, device="cuda")
 gen = torch.Generator().manual_seed(81)
 ids = torch.randint(0, 128000, (2048,), generator=gen).tolist()
 ids[0] = 991

@@ -10,33 +10,39 @@ cuda_libs=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.s
 export LD_LIBRARY_PATH=$build/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=8
 export STARINFER_FIXTURES=$PWD/tests/fixtures
+logs=$(mktemp -d)
 mkdir -p "$out"
+export STARINFER_TEST_DEVICE=cuda
 summary=$out/summary.txt
 : >"$summary"
+: >"$out/all.log"
+# step NAME SECONDS CMD...: runs CMD with a time limit, appends its output to OUT/all.log.
 step() {
-  local name=$1
-  shift
+  local name=$1 limit=$2
+  shift 2
   local t0=$SECONDS
-  "$@" >"$out/$name.log" 2>&1
+  timeout -k 5 "$limit" "$@" >"$logs/$name.log" 2>&1
   local rc=$?
   printf '%-28s exit %-3s %4ss\n' "$name" "$rc" "$((SECONDS - t0))" | tee -a "$summary"
+  { echo "=== $name (exit $rc)"; tail -c 20000 "$logs/$name.log"; } >>"$out/all.log"
   return $rc
 }
+mpirun=(mpirun --oversubscribe --bind-to none --mca btl self,vader,tcp --mca btl_tcp_if_include lo
+  --mca oob_tcp_if_include lo)
 nvidia-smi -L | tee -a "$summary"
-step gpu_ops "$build/tests/gpu/test_gpu_ops"
-STARINFER_TEST_DEVICE=cuda step gpu_model_fixtures "$build/tests/test_model"
-STARINFER_TEST_DEVICE=cuda step gpu_star_np2 mpirun --oversubscribe -np 2 "$build/tests/mpi/test_star"
-STARINFER_TEST_DEVICE=cuda step gpu_star_np3 mpirun --oversubscribe -np 3 "$build/tests/mpi/test_star"
-step gpu_generate "$build/starinfer" generate --device cuda --model tests/fixtures/models/tiny-llama3 \
+step gpu_ops 120 "$build/tests/gpu/test_gpu_ops"
+step gpu_model_fixtures 120 "$build/tests/test_model"
+step gpu_star_np2 60 "${mpirun[@]}" -np 2 "$build/tests/mpi/test_star"
+step gpu_star_np3 60 "${mpirun[@]}" -np 3 "$build/tests/mpi/test_star"
+step gpu_generate 60 "$build/starinfer" generate --device cuda --model tests/fixtures/models/tiny-llama3 \
   --prompt "Hello there" --max-new-tokens 8 --json
-step gpu_refuse_shared mpirun --oversubscribe -np 2 "$build/starinfer" run --device cuda \
+step gpu_refuse_shared 60 "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda \
   --model tests/fixtures/models/tiny-llama3 --context tests/fixtures/make_fixtures.py --query "Why?"
 if [[ ${1:-} != --skip-8b ]]; then
-  step make_8b python3 tests/gpu/make_8b_reference.py /tmp/g8 &&
-    STARINFER_FIXTURES=/tmp/g8 STARINFER_TEST_MODELS=llama8b STARINFER_TEST_DEVICE=cuda \
-      step gpu_model_8b "$build/tests/test_model"
+  step make_8b 240 python3 tests/gpu/make_8b_reference.py /tmp/g8 &&
+    STARINFER_FIXTURES=/tmp/g8 STARINFER_TEST_MODELS=llama8b step gpu_model_8b 240 "$build/tests/test_model"
   # A plan that cannot fit (logits for a million-token chunk) is refused before allocating.
-  step gpu_refuse_plan mpirun -np 1 "$build/starinfer" run --device cuda --model /tmp/g8/models/llama8b \
+  step gpu_refuse_plan 120 "${mpirun[@]}" -np 1 "$build/starinfer" run --device cuda --model /tmp/g8/models/llama8b \
     --context tests/fixtures/make_fixtures.py --query "Why?" --chunk 1000000
 fi
-grep -h "max relative\|nrmse\|FAIL\|vs reference\|union" "$out"/*.log | head -80 >"$out/details.txt"
+grep -h "max relative\|nrmse\|FAIL\|vs reference\|union" "$logs"/*.log | head -80 >"$out/details.txt"

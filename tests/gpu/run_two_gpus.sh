@@ -9,21 +9,28 @@ cuda_libs=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.s
 export LD_LIBRARY_PATH=$build/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=8
 export STARINFER_FIXTURES=$PWD/tests/fixtures NCCL_NVLS_ENABLE=0
+logs=$(mktemp -d)
 mkdir -p "$out"
+export STARINFER_TEST_DEVICE=cuda
 summary=$out/summary.txt
 : >"$summary"
+: >"$out/all.log"
+# step NAME SECONDS CMD...: runs CMD with a time limit, appends its output to OUT/all.log.
 step() {
-  local name=$1
-  shift
+  local name=$1 limit=$2
+  shift 2
   local t0=$SECONDS
-  "$@" >"$out/$name.log" 2>&1
+  timeout -k 5 "$limit" "$@" >"$logs/$name.log" 2>&1
   local rc=$?
   printf '%-28s exit %-3s %4ss\n' "$name" "$rc" "$((SECONDS - t0))" | tee -a "$summary"
+  { echo "=== $name (exit $rc)"; tail -c 20000 "$logs/$name.log"; } >>"$out/all.log"
   return $rc
 }
+mpirun=(mpirun --oversubscribe --bind-to none --mca btl self,vader,tcp --mca btl_tcp_if_include lo
+  --mca oob_tcp_if_include lo)
 nvidia-smi -L | tee -a "$summary"
-STARINFER_TEST_DEVICE=cuda step star_np2_two_gpus mpirun -np 2 --bind-to none "$build/tests/mpi/test_star"
-step make_8b python3 tests/gpu/make_8b_reference.py /tmp/g8
+step star_np2_two_gpus 120 "${mpirun[@]}" -np 2 "$build/tests/mpi/test_star"
+step make_8b 240 python3 tests/gpu/make_8b_reference.py /tmp/g8
 python3 - /tmp/ctx128k.txt <<'PY'
 import random, sys
 rng = random.Random(128)
@@ -34,9 +41,9 @@ words.insert(1050, "The special magic number is 7481.")
 open(sys.argv[1], "w").write(".\n".join(words))
 PY
 for attn in star; do
-  step run128k_$attn mpirun -np 2 --bind-to none "$build/starinfer" run --device cuda \
+  step run128k_$attn 420 "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda \
     --model /tmp/g8/models/llama8b --context /tmp/ctx128k.txt --query "What is the special magic number?" \
     --block-size 16384 --anchor-size 16384 --max-new-tokens 16 --ignore-eos --chat-template none --json
   cp "$out/run128k_$attn.log" "$out/run128k_$attn.json.log" 2>/dev/null
 done
-grep -h "max relative\|vs reference\|union\|time to first\|rank |\|   [0-9] |\|memory on" "$out"/*.log | head -60 >"$out/details.txt"
+grep -h "max relative\|vs reference\|union\|time to first\|rank |\|   [0-9] |\|memory on" "$logs"/*.log | head -60 >"$out/details.txt"

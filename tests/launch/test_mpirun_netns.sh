@@ -11,37 +11,16 @@
 # shellcheck disable=SC2317 # the functions below run from the EXIT trap
 set -uo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-name=test_mpirun_netns
+# shellcheck source=tests/launch/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 wrapper=$repo/launcher/starinfer-mpirun
-
-say() { echo "$name: $*"; }
-skip() {
-    say "SKIP: $*"
-    exit 77
-}
 
 export PATH=$PATH:/usr/sbin:/sbin
 for tool in ip unshare mpirun timeout; do
     command -v "$tool" >/dev/null 2>&1 || skip "'$tool' is not installed (Debian: iproute2, util-linux, openmpi-bin)"
 done
 [ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
-
-bin=${STARINFER_BIN:-$repo/build/starinfer}
-[[ "$bin" == /* ]] || bin=$PWD/$bin
-model=${STARINFER_TEST_MODEL:-$repo/tests/fixtures/models/tiny-llama3}
-if [ ! -x "$bin" ]; then
-    say "FAIL: no starinfer program at $bin (build it, or set STARINFER_BIN)"
-    exit 1
-fi
-if [ ! -f "$model/config.json" ]; then
-    say "FAIL: no test model at $model (see tests/fixtures/make_fixtures.py)"
-    exit 1
-fi
-
-D=$(mktemp -d "${TMPDIR:-/tmp}/si-netns.XXXXXX") || exit 1
-mkdir -p "$D/tmp"
+find_starinfer
 
 # Unique per run: namespaces, the veth, the hostnames.
 tag=$$
@@ -49,24 +28,12 @@ ns=("si-h1-$tag" "si-h2-$tag")
 veth="siv$tag"
 hosts=("sihost1-$tag" "sihost2-$tag")
 made_ns=()
-failed=0
 
-print_logs() {
-    local f
-    for f in "$D"/*.out "$D"/*.err; do
-        [ -s "$f" ] || continue
-        echo "----- ${f#"$D"/} (last 80 lines) -----"
-        tail -n 80 "$f"
-    done
-}
+print_logs() { print_tails "$D"/*.out "$D"/*.err; }
 
-cleanup() {
-    local rc=$? n pid
-    trap - EXIT INT TERM HUP
-    [ "$failed" -eq 1 ] && rc=1
-    [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && print_logs
+teardown() {
+    local n pid left=0
     # Whatever still runs inside our namespaces (ranks, orted) ends first, by PID.
-    local left=0
     for n in ${made_ns[@]+"${made_ns[@]}"}; do
         for pid in $(ip netns pids "$n" 2>/dev/null); do
             kill -TERM "$pid" 2>/dev/null && left=1
@@ -79,45 +46,10 @@ cleanup() {
         done
         ip netns del "$n" 2>/dev/null # takes the veth inside it along
     done
-    rm -rf "$D"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-fail() {
-    say "FAIL: $*"
-    failed=1
-    exit 1
 }
 
-# check_json FILE RANKS: FILE holds starinfer's JSON with "ranks": RANKS and a non-empty "tokens".
-check_json() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 - "$1" "$2" <<'EOF'
-import json, sys
-path, ranks = sys.argv[1], int(sys.argv[2])
-text = open(path).read()
-start = text.find("{")
-if start < 0:
-    sys.exit(f"{path}: no JSON object")
-obj, _ = json.JSONDecoder().raw_decode(text[start:])
-if obj.get("ranks") != ranks:
-    sys.exit(f'{path}: "ranks" is {obj.get("ranks")!r}, not {ranks}')
-tokens = obj.get("tokens")
-if not isinstance(tokens, list) or not tokens:
-    sys.exit(f'{path}: "tokens" is {tokens!r}, not a non-empty list')
-print(f'{path.rsplit("/", 1)[-1]}: {ranks} ranks, {len(tokens)} tokens, answer {obj.get("answer")!r}')
-EOF
-    elif command -v jq >/dev/null 2>&1; then
-        jq -e --argjson r "$2" '.ranks == $r and (.tokens | type == "array" and length > 0)' "$1" >/dev/null ||
-            { echo "$1: \"ranks\" is not $2 or \"tokens\" is empty"; return 1; }
-    else
-        { tr -d ' \n\t' <"$1" | grep -q "\"ranks\":$2[,}]" &&
-            tr -d ' \n\t' <"$1" | grep -q '"tokens":\[[0-9]'; } ||
-            { echo "$1: \"ranks\" is not $2 or \"tokens\" is empty"; return 1; }
-    fi
-}
+make_test_dir si-netns
+mkdir -p "$D/tmp"
 
 # ---- a private /24 that this machine does not route already ----
 subnet=""
@@ -217,17 +149,10 @@ say "ranks per host: $names"
 
 # ---- 2: starinfer run, 4 ranks on the two hosts, TCP between them ----
 ctx=$D/context.txt
-{
-    echo "Notes from the harbour office of Tessel, written during the spring tides."
-    words=(boats left the harbour at dawn and came back before the tide turned while the
-        harbour master counted crates of fish and salt on the long stone pier)
-    for ((i = 0; i < 320; i++)); do
-        printf '%s ' "${words[i % ${#words[@]}]}"
-        ((i % 16 == 15)) && echo
-    done
-    echo
-    echo "The harbour master's dog was called Pepper, and it slept by the door."
-} >"$ctx"
+write_context "$ctx" "Notes from the harbour office of Tessel, written during the spring tides." \
+    "The harbour master's dog was called Pepper, and it slept by the door." \
+    boats left the harbour at dawn and came back before the tide turned while the \
+    harbour master counted crates of fish and salt on the long stone pier
 
 cmd=("${launch[@]}" -- run --model "$model" --context "$ctx"
     --query "What was the harbour master's dog called?" --max-new-tokens 4 --json)

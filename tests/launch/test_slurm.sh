@@ -10,15 +10,8 @@
 # shellcheck disable=SC2317 # the functions below run from the EXIT trap
 set -uo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-name=test_slurm
-
-say() { echo "$name: $*"; }
-skip() {
-    say "SKIP: $*"
-    exit 77
-}
+# shellcheck source=tests/launch/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # ---- what this test needs ----
 for tool in munged mungekey slurmctld slurmd sbatch srun scontrol scancel; do
@@ -29,32 +22,15 @@ done
 export PATH=$PATH:/usr/sbin:/sbin
 [ "$(id -u)" -eq 0 ] || skip "slurmd has to run as root to start jobs"
 
-bin=${STARINFER_BIN:-$repo/build/starinfer}
-[[ "$bin" == /* ]] || bin=$PWD/$bin
-model=${STARINFER_TEST_MODEL:-$repo/tests/fixtures/models/tiny-llama3}
-if [ ! -x "$bin" ]; then
-    say "FAIL: no starinfer program at $bin (build it, or set STARINFER_BIN)"
-    exit 1
-fi
-if [ ! -f "$model/config.json" ]; then
-    say "FAIL: no test model at $model (see tests/fixtures/make_fixtures.py)"
-    exit 1
-fi
+find_starinfer
 
 # Nothing of a surrounding Slurm job may leak into ours.
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(SLURM|SBATCH|SALLOC|SRUN)_' || true)
-
-D=$(mktemp -d "${TMPDIR:-/tmp}/si-slurm.XXXXXX") || exit 1
-chmod 711 "$D"
-mkdir -p "$D/run" "$D/state" "$D/spool" "$D/job" "$D/munge"
-chmod 711 "$D/run"
-chmod 700 "$D/munge"
 
 pids=()     # daemons we started, in start order
 ctld_pid=""
 slurmd_pid=""
 jobids=()   # jobs we submitted
-failed=0
 
 stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL.
     local pid=$1 i
@@ -92,11 +68,7 @@ our_leftovers() {
 
 print_logs() {
     local f
-    for f in "$D"/job/*.log "$D"/*.log "$D"/*.out "$D"/*.err "$D"/munge/munged.log "$D"/munge/munged.out; do
-        [ -s "$f" ] || continue
-        echo "----- ${f#"$D"/} (last 80 lines) -----"
-        tail -n 80 "$f"
-    done
+    print_tails "$D"/job/*.log "$D"/*.log "$D"/*.out "$D"/*.err "$D"/munge/munged.log "$D"/munge/munged.out
     for f in "$D"/job/*.json "$D"/srun.json; do
         [ -f "$f" ] || continue
         echo "----- ${f#"$D"/} -----"
@@ -105,16 +77,13 @@ print_logs() {
     done
 }
 
-cleanup() {
-    local rc=$? j pid i
-    trap - EXIT INT TERM HUP
-    [ "$failed" -eq 1 ] && rc=1
+teardown() {
+    local j pid i
     if [ "${#jobids[@]}" -gt 0 ] && kill -0 "${ctld_pid:-0}" 2>/dev/null; then
         for j in "${jobids[@]}"; do
             timeout 10 scancel "$j" 2>/dev/null
         done
     fi
-    [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && print_logs
     # slurmd, then slurmctld, then munged.
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
         stop_pid "${pids[$i]}"
@@ -122,17 +91,13 @@ cleanup() {
     for pid in $(our_leftovers); do
         kill -KILL "$pid" 2>/dev/null
     done
-    rm -rf "$D"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
 
-fail() {
-    say "FAIL: $*"
-    failed=1
-    exit 1
-}
+make_test_dir si-slurm
+chmod 711 "$D"
+mkdir -p "$D/run" "$D/state" "$D/spool" "$D/job" "$D/munge"
+chmod 711 "$D/run"
+chmod 700 "$D/munge"
 
 # ---- munge ----
 mungekey -c -k "$D/munge/munge.key" >/dev/null 2>&1 || mungekey --create --keyfile="$D/munge/munge.key" ||
@@ -259,17 +224,10 @@ fi
 
 # ---- the request ----
 ctx=$D/context.txt
-{
-    echo "The lighthouse keeper's log, kept on the island of Varra through one long winter."
-    words=(the keeper wrote that storms came from the north and the lamp burned through every
-        night while ships passed the reef and gulls slept on the rocks below the tower)
-    for ((i = 0; i < 320; i++)); do
-        printf '%s ' "${words[i % ${#words[@]}]}"
-        ((i % 16 == 15)) && echo
-    done
-    echo
-    echo "The keeper's cat was named Marlow, and the supply boat came every second Tuesday."
-} >"$ctx"
+write_context "$ctx" "The lighthouse keeper's log, kept on the island of Varra through one long winter." \
+    "The keeper's cat was named Marlow, and the supply boat came every second Tuesday." \
+    the keeper wrote that storms came from the north and the lamp burned through every \
+    night while ships passed the reef and gulls slept on the rocks below the tower
 
 # ---- 1: sbatch --wait with the template, 4 ranks on one node ----
 export MODEL=$model CONTEXT=$ctx QUERY="What was the keeper's cat named?" EXTRA="--max-new-tokens 4"
@@ -305,34 +263,6 @@ say "job $jobid: $jstate, exit code $exitcode, sbatch --wait status $sbatch_rc, 
 [ "$sbatch_rc" -eq 0 ] || fail "sbatch --wait ended with status $sbatch_rc"
 [ "$jstate" = COMPLETED ] || fail "job $jobid ended as '$jstate', not COMPLETED"
 [ "$exitcode" = "0:0" ] || fail "job $jobid exit code $exitcode"
-
-# check_json FILE RANKS: FILE holds starinfer's JSON with "ranks": RANKS and a non-empty "tokens".
-check_json() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 - "$1" "$2" <<'EOF'
-import json, sys
-path, ranks = sys.argv[1], int(sys.argv[2])
-text = open(path).read()
-start = text.find("{")
-if start < 0:
-    sys.exit(f"{path}: no JSON object")
-obj, _ = json.JSONDecoder().raw_decode(text[start:])
-if obj.get("ranks") != ranks:
-    sys.exit(f'{path}: "ranks" is {obj.get("ranks")!r}, not {ranks}')
-tokens = obj.get("tokens")
-if not isinstance(tokens, list) or not tokens:
-    sys.exit(f'{path}: "tokens" is {tokens!r}, not a non-empty list')
-print(f'{path.rsplit("/", 1)[-1]}: {ranks} ranks, {len(tokens)} tokens, answer {obj.get("answer")!r}')
-EOF
-    elif command -v jq >/dev/null 2>&1; then
-        jq -e --argjson r "$2" '.ranks == $r and (.tokens | type == "array" and length > 0)' "$1" >/dev/null ||
-            { echo "$1: \"ranks\" is not $2 or \"tokens\" is empty"; return 1; }
-    else
-        { tr -d ' \n\t' <"$1" | grep -q "\"ranks\":$2[,}]" &&
-            tr -d ' \n\t' <"$1" | grep -q '"tokens":\[[0-9]'; } ||
-            { echo "$1: \"ranks\" is not $2 or \"tokens\" is empty"; return 1; }
-    fi
-}
 
 result=$D/job/starinfer-$jobid.json
 [ -s "$result" ] || fail "the job wrote no JSON next to its log ($result)"

@@ -29,34 +29,27 @@
 
 /* Against the reference: on the CPU, fp32 on both sides, different summation orders. */
 #define REF_TOLERANCE test_logit_tolerance()
-/* Between two runs of our own that differ only in where the merge happens (on CUDA, the K/V of
- * a block are rounded to bf16 wherever they are computed, so this holds there too). */
-#define SAME_TOLERANCE (test_backend()->host_memory ? 2e-5 : 1e-3)
+/* Between two runs of our own that differ only in where blocks run. On the CPU only summation
+ * order differs. On CUDA a rank computes the anchor alone while rank 0 takes it from inside
+ * block 0, in GEMMs of other shapes, and the K/V are then rounded to bf16: one bf16 step (4e-3)
+ * in a key moves the logits by about that much. */
+#define SAME_TOLERANCE (test_backend()->host_memory ? 2e-5 : 2e-2)
+/* Phase 2 against one process over the very same (gathered) K/V: only the merge's order. */
+#define UNION_TOLERANCE (test_backend()->host_memory ? 2e-5 : 1e-4)
+
+/* A check made on rank 0 alone, asserted on every rank: a failure must not leave the other
+ * ranks waiting in the next collective. */
+static void assert_on_all(int ok)
+{
+    mpiCheck(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    assert_true(ok);
+}
 
 static model m;
 static backend_weights bw;
 static cJSON *star_ref;
 static int *ctx, n_ctx, *query, n_query;
 static int world_rank;
-
-static int *json_ints(const cJSON *a, int *n)
-{
-    *n = cJSON_GetArraySize(a);
-    int *v = malloc(sizeof(int) * (*n + 1));
-    for (int i = 0; i < *n; i++)
-        v[i] = cJSON_GetArrayItem(a, i)->valueint;
-    return v;
-}
-
-static double rel_error(const float *a, const float *ref, int n)
-{
-    double diff = 0, scale = 1e-30;
-    for (int i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)a[i] - ref[i]));
-        scale = fmax(scale, fabs((double)ref[i]));
-    }
-    return diff / scale;
-}
 
 static double rows_error(const float *a, const float *ref, int rows)
 {
@@ -109,18 +102,6 @@ static void run_star(MPI_Comm comm, int block, int anchor, star_merge_mode merge
         star_engine_free(&e);
 }
 
-static float *load_ref_rows(const cJSON *c)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "reference/%s", cJSON_GetObjectItem(c, "logits")->valuestring);
-    size_t len;
-    float *rows = (float *)read_file(fixture_path(rel), &len);
-    assert_non_null(rows);
-    assert_int_equal(len, sizeof(float) * cJSON_GetObjectItem(c, "rows")->valueint *
-                              (size_t)m.cfg.vocab_size);
-    return rows;
-}
-
 static void test_matches_independent_reference(void **state)
 {
     (void)state;
@@ -130,7 +111,9 @@ static void test_matches_independent_reference(void **state)
         int block = cJSON_GetObjectItem(c, "block")->valueint;
         int anchor = cJSON_GetObjectItem(c, "anchor")->valueint;
         int n_gen, *expect = json_ints(cJSON_GetObjectItem(c, "generated"), &n_gen);
-        float *ref = load_ref_rows(c);
+        float *ref =
+            reference_rows(cJSON_GetObjectItem(c, "logits")->valuestring,
+                           (size_t)cJSON_GetObjectItem(c, "rows")->valueint * m.cfg.vocab_size);
         star_out out;
         run_star(MPI_COMM_WORLD, block, anchor, STAR_MERGE_AUTO, n_gen, &out, NULL);
         double err = rows_error(out.logits, ref, n_query + n_gen);
@@ -155,14 +138,20 @@ static void test_independent_of_rank_count(void **state)
     for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) {
         star_out all, one;
         run_star(MPI_COMM_WORLD, splits[s][0], splits[s][1], STAR_MERGE_ONE_CALL, 4, &all, NULL);
+        int ok = 1;
         if (world_rank == 0) {
             run_star(MPI_COMM_SELF, splits[s][0], splits[s][1], STAR_MERGE_ONE_CALL, 4, &one,
                      NULL);
-            assert_true(rows_error(all.logits, one.logits, n_query + 4) < SAME_TOLERANCE);
-            assert_memory_equal(all.tokens, one.tokens, sizeof(int) * 4);
+            double err = rows_error(all.logits, one.logits, n_query + 4);
+            printf("  block %d anchor %d: %d rank(s) vs one: %.2e\n", splits[s][0], splits[s][1],
+                   mpi_size(), err);
+            ok = err < SAME_TOLERANCE &&
+                 (!test_backend()->host_memory ||
+                  !memcmp(all.tokens, one.tokens, sizeof(int) * 4));
             free(one.logits);
         }
         free(all.logits);
+        assert_on_all(ok);
     }
 }
 
@@ -213,6 +202,7 @@ static void test_phase2_is_global_attention_over_union(void **state)
         run_star(MPI_COMM_WORLD, splits[s][0], splits[s][1], STAR_MERGE_ONE_CALL, 0, &out, &e);
         kv_span u = {0};
         gather_union(&e, &u);
+        int ok = 1;
         if (world_rank == 0) {
             /* One process, no merge: the query over the union (in full) and itself (causally). */
             forward_state fs;
@@ -227,12 +217,13 @@ static void test_phase2_is_global_attention_over_union(void **state)
             double err = rows_error(out.logits, l, n_query);
             printf("  block %d anchor %d: phase 2 vs global over the union: %.2e\n",
                    splits[s][0], splits[s][1], err);
-            assert_true(err < SAME_TOLERANCE);
+            ok = err < UNION_TOLERANCE;
             forward_state_free(&fs);
             kv_cache_free(&u, test_backend());
         }
         star_engine_free(&e);
         free(out.logits);
+        assert_on_all(ok);
     }
 }
 
