@@ -91,15 +91,21 @@ static void check_case_logits(const model *m, const cJSON *c, const char *name)
     for (int r = 0; r < n_rows; r++)
         worst = fmax(worst, rel_error(logits + (size_t)rows[r] * vocab, ref + (size_t)r * vocab,
                                       vocab));
-    printf("  %s/%s: %d tokens, max relative logit error %.2e\n", name,
-           cJSON_GetObjectItem(c, "case")->valuestring, n, worst);
-    assert_true(worst < LOGIT_TOLERANCE);
+    /* Where the reference recorded its own bf16 inference's error against its fp32 (the 8B
+     * model, whose error grows over 32 layers), a bf16 backend may be as far off, with margin. */
+    const cJSON *floor = cJSON_GetObjectItem(c, "reference_bf16_error");
+    double tolerance = LOGIT_TOLERANCE;
+    if (floor && !test_backend()->host_memory && 1.5 * floor->valuedouble > tolerance)
+        tolerance = 1.5 * floor->valuedouble;
+    printf("  %s/%s: %d tokens, max relative logit error %.2e (tolerance %.1e)\n", name,
+           cJSON_GetObjectItem(c, "case")->valuestring, n, worst, tolerance);
+    assert_true(worst < tolerance);
 
     /* Chunked prefill (as generate runs it) ends on the same last-token logits. */
     global_runner g;
     global_runner_init(&g, &m->cfg, &bw, be, n, 97);
     const float *last = global_prefill(&g, ids, n, 0);
-    assert_true(rel_error(last, ref + (size_t)(n_rows - 1) * vocab, vocab) < LOGIT_TOLERANCE);
+    assert_true(rel_error(last, ref + (size_t)(n_rows - 1) * vocab, vocab) < tolerance);
     global_runner_free(&g);
 
     free(pos);

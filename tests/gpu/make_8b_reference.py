@@ -46,11 +46,21 @@ ids[0] = 991
 with torch.no_grad():
     logits = model(torch.tensor([ids], device="cuda")).logits[0].float().cpu().numpy()
 rows = sorted(set(list(range(0, len(ids), 256)) + list(range(len(ids) - 4, len(ids)))))
+
+# Transformers' own bf16 inference on the same weights, against its fp32: the precision floor a
+# bf16 runtime is judged by (same metric as tests/test_model.c: max |a - r| / max |r| per row).
+model = model.to(torch.bfloat16)
+model.model.rotary_emb = type(model.model.rotary_emb)(config=cfg, device="cuda")
+with torch.no_grad():
+    bf16 = model(torch.tensor([ids], device="cuda")).logits[0].float().cpu().numpy()
+bf16_error = max(float(np.abs(bf16[r] - logits[r]).max() / np.abs(logits[r]).max()) for r in rows)
+print(f"Transformers bf16 vs fp32: max relative logit error {bf16_error:.2e}")
 np.ascontiguousarray(logits[rows], dtype="<f4").tofile(os.path.join(ref_dir, "llama8b-random.bin"))
 top2 = np.sort(logits[-1])[-2:]
 with open(os.path.join(ref_dir, "llama8b.json"), "w") as f:
     json.dump({"model": "llama8b", "vocab_size": cfg.vocab_size,
                "cases": [{"case": "random", "text": "", "ids": ids, "rows": rows,
                           "logits": "llama8b-random.bin", "greedy": [int(np.argmax(logits[-1]))],
-                          "last_top2_gap": float(top2[1] - top2[0])}]}, f)
+                          "last_top2_gap": float(top2[1] - top2[0]),
+                          "reference_bf16_error": bf16_error}]}, f)
 print("8B-shaped reference written to", out)

@@ -45,4 +45,4 @@ if [[ ${1:-} != --skip-8b ]]; then
   step gpu_refuse_plan 120 "${mpirun[@]}" -np 1 "$build/starinfer" run --device cuda --model /tmp/g8/models/llama8b \
     --context tests/fixtures/make_fixtures.py --query "Why?" --chunk 1000000
 fi
-grep -h "max relative\|nrmse\|FAIL\|vs reference\|union" "$logs"/*.log | head -80 >"$out/details.txt"
+grep -h "bf16 vs fp32\|max relative\|nrmse\|FAIL\|vs reference\|union" "$logs"/*.log | head -80 >"$out/details.txt"

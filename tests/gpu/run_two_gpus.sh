@@ -31,6 +31,7 @@ mpirun=(mpirun --oversubscribe --bind-to none --mca btl self,vader,tcp --mca btl
 nvidia-smi -L | tee -a "$summary"
 step star_np2_two_gpus 120 "${mpirun[@]}" -np 2 "$build/tests/mpi/test_star"
 step make_8b 240 python3 tests/gpu/make_8b_reference.py /tmp/g8
+STARINFER_FIXTURES=/tmp/g8 STARINFER_TEST_MODELS=llama8b step gpu_model_8b 240 "$build/tests/test_model"
 python3 - /tmp/ctx128k.txt <<'PY'
 import random, sys
 rng = random.Random(128)
@@ -44,6 +45,6 @@ for attn in star; do
   step run128k_$attn 420 "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda \
     --model /tmp/g8/models/llama8b --context /tmp/ctx128k.txt --query "What is the special magic number?" \
     --block-size 16384 --anchor-size 16384 --max-new-tokens 16 --ignore-eos --chat-template none --json
-  cp "$out/run128k_$attn.log" "$out/run128k_$attn.json.log" 2>/dev/null
+  cp "$logs/run128k_$attn.log" "$out/run128k_$attn.log"
 done
-grep -h "max relative\|vs reference\|union\|time to first\|rank |\|   [0-9] |\|memory on" "$logs"/*.log | head -60 >"$out/details.txt"
+grep -h "bf16 vs fp32\|max relative\|vs reference\|union\|time to first\|rank |\|   [0-9] |\|memory on" "$logs"/*.log | head -60 >"$out/details.txt"
