@@ -6,29 +6,7 @@
 set -uo pipefail
 build=$1 out=$2
 shift 2
-cuda_libs=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13' 2>/dev/null | head -n 1)")
-export LD_LIBRARY_PATH=$build/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=8
-export STARINFER_FIXTURES=$PWD/tests/fixtures
-logs=$(mktemp -d)
-mkdir -p "$out"
-export STARINFER_TEST_DEVICE=cuda
-summary=$out/summary.txt
-: >"$summary"
-: >"$out/all.log"
-# step NAME SECONDS CMD...: runs CMD with a time limit, appends its output to OUT/all.log.
-step() {
-  local name=$1 limit=$2
-  shift 2
-  local t0=$SECONDS
-  timeout -k 5 "$limit" "$@" >"$logs/$name.log" 2>&1
-  local rc=$?
-  printf '%-28s exit %-3s %4ss\n' "$name" "$rc" "$((SECONDS - t0))" | tee -a "$summary"
-  { echo "=== $name (exit $rc)"; tail -c 20000 "$logs/$name.log"; } >>"$out/all.log"
-  return $rc
-}
-mpirun=(mpirun --oversubscribe --bind-to none --mca btl self,vader,tcp --mca btl_tcp_if_include lo
-  --mca oob_tcp_if_include lo)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 nvidia-smi -L | tee -a "$summary"
 step gpu_ops 120 "$build/tests/gpu/test_gpu_ops"
 step gpu_model_fixtures 120 "$build/tests/test_model"
