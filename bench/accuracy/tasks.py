@@ -115,15 +115,16 @@ def load_sources(data_dir=DATA):
 
 
 class Counter:
-    """Token counts: exact with a tokenizer (BOS excluded), else about 4 characters a token."""
+    """Token counts: exact with a tokenizer (BOS excluded), else an estimate from the length."""
 
-    def __init__(self, tokenizer=None):
+    def __init__(self, tokenizer=None, chars_per_token=4.0):
         self.tok = tokenizer
+        self.chars_per_token = chars_per_token
         self.cache = {}
 
     def exact(self, text):
         if self.tok is None:
-            return (len(text) + 3) // 4
+            return int(len(text) / self.chars_per_token + 0.99)
         return len(self.tok.encode(text, add_special_tokens=False).ids)
 
     def unit(self, text):
@@ -136,7 +137,10 @@ class Counter:
 
 
 class Generator:
-    def __init__(self, tokenizer=None, data_dir=DATA):
+    """Samples of the tasks. TOKENIZER (a tokenizers.Tokenizer, a tokenizer.json or a model
+    directory) counts tokens; without one, lengths are estimated at CHARS_PER_TOKEN."""
+
+    def __init__(self, tokenizer=None, data_dir=DATA, chars_per_token=4.0):
         if isinstance(tokenizer, str):
             from tokenizers import Tokenizer
             path = tokenizer
@@ -144,7 +148,7 @@ class Generator:
                 path = os.path.join(path, "tokenizer.json")
             tokenizer = Tokenizer.from_file(path)
         self.tok = tokenizer
-        self.count = Counter(tokenizer)
+        self.count = Counter(tokenizer, chars_per_token)
         self.words, self.prose = load_sources(data_dir)
 
     # ---- values and keys ----

@@ -173,7 +173,9 @@ def load_checkpoint(folder, model, opt, device):
     m, v = load_shards("adam_m", folder), load_shards("adam_v", folder)
     if opt is not None and m:
         for n, p in model.named_parameters():
-            opt.state[p] = {"step": torch.tensor(float(state["step"])),
+            # Fused AdamW keeps the step count on the parameters' device.
+            step_device = device if opt.defaults.get("fused") else "cpu"
+            opt.state[p] = {"step": torch.tensor(float(state["step"]), device=step_device),
                             "exp_avg": m[n].to(device, torch.float32),
                             "exp_avg_sq": v[n].to(device, torch.float32)}
     return state
@@ -206,14 +208,14 @@ def export(args):
 def schedule(args, progress):
     """The learning-rate factor and the longest documents at PROGRESS (0..1 of the budget)."""
     lens = [min(L, args.max_len) for frac, L in
-            ((0.0, 1024), (0.08, 2048), (0.22, 4096), (0.45, args.max_len)) if progress >= frac]
+            ((0.0, 1024), (0.04, 2048), (0.11, 4096), (0.225, args.max_len)) if progress >= frac]
     cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return args.min_lr_frac + (1 - args.min_lr_frac) * cos, lens[-1]
 
 
-def batch_length(rng, max_len):
-    """Mostly the longest length allowed now, sometimes a shorter one."""
-    if rng.random() < 0.7 or max_len <= 512:
+def batch_length(rng, max_len, long_frac):
+    """The longest length allowed now (LONG_FRAC of the batches), else a shorter one."""
+    if rng.random() < long_frac or max_len <= 512:
         return max_len
     return rng.choice([L for L in (512, 1024, 2048, 4096, 8192) if L < max_len])
 
@@ -254,6 +256,13 @@ def train(args):
     from transformers import LlamaForCausalLM
 
     tok_path = os.path.join(args.tokenizer, "tokenizer.json")
+    for item in filter(None, args.task_weights.split(",")):
+        name, w = item.split("=")
+        if name not in TASK_WEIGHTS:
+            sys.exit(f"train: --task-weights: unknown task '{name}'")
+        TASK_WEIGHTS[name] = float(w)
+    print("train: task weights " + " ".join(f"{t}={w:g}" for t, w in TASK_WEIGHTS.items()) +
+          f"; {args.long_frac:g} of the batches at the longest length", flush=True)
     ctx = mp.get_context("fork")
     pool = ctx.Pool(args.workers, initializer=_worker_init, initargs=(tok_path, args.data))
     device = args.device
@@ -291,9 +300,8 @@ def train(args):
     pending = deque()
 
     def submit():
-        progress = (state["train_s"] + (time.time() - t_run)) / budget_s
-        _, max_len = schedule(args, progress)
-        L = batch_length(rng, max_len)
+        _, max_len = schedule(args, state["train_s"] / budget_s)
+        L = batch_length(rng, max_len, args.long_frac)
         n = max(1, args.tokens_per_step // L)
         seeds = [seed_base + state["docs"] + i for i in range(n)]
         state["docs"] += n
@@ -399,6 +407,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--lm-weight", type=float, default=0.25)
+    ap.add_argument("--task-weights", default="",
+                    help="TASK=W,... in place of the default documents per 100 of a task")
+    ap.add_argument("--long-frac", type=float, default=0.7,
+                    help="fraction of batches at the longest length the curriculum allows now")
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--quick-eval", type=int, default=0, help="held-out samples per task at the end")
     ap.add_argument("--quick-eval-lengths", default="8192")
