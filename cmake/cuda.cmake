@@ -1,11 +1,12 @@
 # The CUDA backend: kernels/cuda/*.cu, part of si_kernels, for Hopper (sm_90a) with a portable
 # sm_80 path. It compiles wherever the toolkit is present, with or without a GPU.
 file(GLOB CUDA_KERNEL_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cu)
-if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
-  set(CMAKE_CUDA_ARCHITECTURES 80-real 90a-real 90-virtual)
-endif()
+# The kernels need sm_80 or later (bf16 tensor-core mma, cp.async): CMake's own default
+# (the compiler's oldest target) is not used.
+set(STARINFER_CUDA_ARCHS "80-real;90a-real;90-virtual" CACHE STRING
+    "CUDA architectures of the kernels (sm_80 or later), e.g. 90a-real for one H100/H200")
 target_sources(si_kernels PRIVATE ${CUDA_KERNEL_SOURCES})
-set_target_properties(si_kernels PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+set_target_properties(si_kernels PROPERTIES CUDA_ARCHITECTURES "${STARINFER_CUDA_ARCHS}")
 target_compile_options(si_kernels PRIVATE
   "$<$<COMPILE_LANGUAGE:CUDA>:-std=c++20;-Xcompiler=-Wall,-Wextra,-Werror;--Werror=all-warnings>")
 target_compile_definitions(si_kernels PUBLIC STARINFER_HAVE_CUDA=1)

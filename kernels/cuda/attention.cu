@@ -1,122 +1,264 @@
 /* Attention that keeps the softmax statistics (flash attention's online softmax), for Star
- * Attention's merges (arXiv 2411.17116, section 2.2).
+ * Attention's merges (arXiv 2411.17116, section 2.2), on the tensor cores.
  *
- * attn_fold: one block per (tile of QT query rows, head, key split) walks its keys KT at a time:
- * scores S = scale * Q K^T, the mask (key j visible to query i iff j <= i + diag), the running max
- * and denominator, and O += P V, all in fp32 from bf16 K/V. Each split writes a partial (m, l, o)
- * per row; attn_merge_splits folds the partials into the caller's running state. With many query
- * rows there is one split (prefill); with few (decode) the keys are split so that every
- * multiprocessor has work (flash-decoding). */
+ * attn_tile: one block of 4 warps per (tile of 64 query rows, KV head, key split). The rows of a
+ * tile are the (query, head) pairs of the KV head's query heads, query-major: with grouped-query
+ * attention the heads that share a KV head read each K/V tile once. The block walks its keys 64
+ * at a time, double-buffered in shared memory by asynchronous copies; each warp owns 16 rows and
+ * computes S = Q K^T with bf16 mma (fp32 accumulators), the mask (key j visible to query i iff
+ * j <= i + diag), the running max and denominator in fp32 (base 2, the scale folded in), and
+ * O += P V with P rounded to bf16. With one split the block folds its rows straight into the
+ * caller's state (m, l, o); with several (decoding: few rows, many keys) each split writes a
+ * partial (m, l, o) per row and attn_merge_splits folds them in (flash-decoding). */
 #include <math.h>
+#include <stdint.h>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/mma.cuh"
 
-#define QT 32        /* query rows per block: 4 threads per row */
-#define KT 64        /* keys per tile */
-#define THREADS 128
+#define BQ 64   /* rows per block: 16 per warp */
+#define BK 64   /* keys per tile */
+#define WARPS 4
+#define PAD 8   /* bf16 elements after each shared-memory row: conflict-free ldmatrix */
 
-/* Shared memory of one block, for head dimension D (rows padded by one float: no bank
- * conflicts when 8 rows of a warp read the same column). */
-template <int D> struct fold_smem {
-    float q[QT][D + 1];
-    float k[KT][D + 1];
-    float v[KT][D];
-    float p[QT][KT + 1];
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+template <int D> constexpr size_t tile_smem_bytes()
+{
+    return sizeof(__nv_bfloat16) * (size_t)(BQ + 4 * BK) * (D + PAD);
+}
+
+struct tile_args {
+    const float *q;
+    int nq, n_heads, group;
+    const __nv_bfloat16 *k, *v;
+    int nk, kv_stride, diag;
+    float scale_log2; /* softmax scale times log2(e) */
+    int split_len;
+    float *m, *l, *o; /* the state, folded into directly when PART is NULL */
+    float *part;      /* [splits][rows][2 + D]: m, l, o of each split */
 };
 
+/* Query rows into shared memory as bf16: packed row p is query p / group, head
+ * kv_head * group + p % group; rows past the end are zero. */
 template <int D>
-__global__ void __launch_bounds__(THREADS)
-    attn_fold_kernel(const float *__restrict__ q, int nq, int n_heads, int group,
-                     const __nv_bfloat16 *__restrict__ k, const __nv_bfloat16 *__restrict__ v,
-                     int nk, int kv_stride, int diag, float scale, int split_len,
-                     float *__restrict__ part)
+__device__ void load_q(__nv_bfloat16 *sq, const tile_args &a, int p0, int kv_head, int total)
 {
-    extern __shared__ float smem_raw[];
-    fold_smem<D> &sm = *reinterpret_cast<fold_smem<D> *>(smem_raw);
-    const int t = threadIdx.x, r = t >> 2, lane4 = t & 3;
-    const int i0 = blockIdx.x * QT, h = blockIdx.y, split = blockIdx.z;
-    const int kv_off = (h / group) * D, qi = i0 + r;
-
-    for (int e = t; e < QT * D; e += THREADS) {
-        int rr = e / D, c = e % D;
-        sm.q[rr][c] = i0 + rr < nq ? q[(size_t)(i0 + rr) * n_heads * D + (size_t)h * D + c] : 0.0f;
+    constexpr int LD = D + PAD;
+    for (int e = threadIdx.x; e < BQ * D / 4; e += WARPS * 32) {
+        int r = e / (D / 4), c = e % (D / 4) * 4, p = p0 + r;
+        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (p < total) {
+            int i = p / a.group, h = kv_head * a.group + p % a.group;
+            x = *reinterpret_cast<const float4 *>(a.q + ((size_t)i * a.n_heads + h) * D + c);
+        }
+        uint32_t *dst = reinterpret_cast<uint32_t *>(sq + r * LD + c);
+        dst[0] = pack_bf16(x.x, x.y);
+        dst[1] = pack_bf16(x.z, x.w);
     }
-    /* Keys this block may see: its split, and no further than its last row's causal limit. */
-    long last_row = (long)min(i0 + QT, nq) - 1 + diag;
-    int k_begin = split * split_len;
-    int k_end = (int)min((long)min(k_begin + split_len, nk), last_row + 1);
+}
 
-    float m = -INFINITY, l = 0.0f, acc[D / 4];
+/* Starts the copies of keys J0 .. J0 + BK - 1 (zeros from K_END on) into SK and SV. */
+template <int D>
+__device__ void load_kv(__nv_bfloat16 *sk, __nv_bfloat16 *sv, const tile_args &a, size_t kv_off,
+                        int j0, int k_end)
+{
+    constexpr int LD = D + PAD, CHUNKS = D / 8;
+    for (int e = threadIdx.x; e < BK * CHUNKS; e += WARPS * 32) {
+        int r = e / CHUNKS, c = e % CHUNKS * 8, j = j0 + r;
+        bool in = j < k_end;
+        size_t off = in ? (size_t)j * a.kv_stride + kv_off + c : 0;
+        cp_async_16(sk + r * LD + c, a.k + off, in);
+        cp_async_16(sv + r * LD + c, a.v + off, in);
+    }
+    cp_async_commit();
+}
+
+template <int D>
+__global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_args a)
+{
+    constexpr int LD = D + PAD, NT = BK / 8, DT = D / 8, KS = D / 16;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *sq = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
+    __nv_bfloat16 *sk = sq + BQ * LD, *sv = sk + 2 * BK * LD;
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int total = a.nq * a.group;
+    const int p0 = (gridDim.x - 1 - blockIdx.x) * BQ; /* the tiles with most keys start first */
+    const int kv_head = blockIdx.y, split = blockIdx.z;
+    const size_t kv_off = (size_t)kv_head * D;
+
+    /* Keys this block may see: its split, up to its last row's causal limit. */
+    long last_i = (long)(min(p0 + BQ, total) - 1) / a.group;
+    int k_begin = split * a.split_len;
+    int k_end = (int)min((long)min(k_begin + a.split_len, a.nk), last_i + a.diag + 1);
+    int n_tiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
+
+    load_q<D>(sq, a, p0, kv_head, total);
+    if (n_tiles > 0)
+        load_kv<D>(sk, sv, a, kv_off, k_begin, k_end);
+    __syncthreads();
+
+    const int wrow = p0 + warp * 16;      /* this warp's first row */
+    const bool active = wrow < total;     /* a warp of padding rows only loads */
+    const int pr[2] = {wrow + g, wrow + g + 8};
+    const long qi[2] = {pr[0] / a.group, pr[1] / a.group};
+    const long warp_first_i = wrow / a.group;
+
+    uint32_t qf[KS][4];
 #pragma unroll
-    for (int u = 0; u < D / 4; u++)
-        acc[u] = 0.0f;
+    for (int kk = 0; kk < KS; kk++)
+        ldmatrix_x4(qf[kk], sq + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 +
+                                (lane >> 4) * 8);
 
-    for (int j0 = k_begin; j0 < k_end; j0 += KT) {
-        __syncthreads(); /* the previous tile's readers are done */
-        for (int e = t; e < KT * D; e += THREADS) {
-            int jj = e / D, c = e % D, j = j0 + jj;
-            bool in = j < k_end;
-            size_t off = (size_t)j * kv_stride + kv_off + c;
-            sm.k[jj][c] = in ? __bfloat162float(k[off]) : 0.0f;
-            sm.v[jj][c] = in ? __bfloat162float(v[off]) : 0.0f;
+    /* Running state of rows g and g + 8 (base 2); L is this thread's share of the row sum. */
+    float m2[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.0f, 0.0f}, acc[DT][4];
+#pragma unroll
+    for (int dt = 0; dt < DT; dt++)
+        acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+    if (!a.part) {
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            if (pr[x] >= total)
+                continue;
+            size_t row = (size_t)qi[x] * a.n_heads + kv_head * a.group + pr[x] % a.group;
+            m2[x] = a.m[row] * LOG2E;
+            lsum[x] = t4 == 0 ? a.l[row] : 0.0f;
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                float2 o = *reinterpret_cast<const float2 *>(a.o + row * D + dt * 8 + 2 * t4);
+                acc[dt][2 * x] = o.x;
+                acc[dt][2 * x + 1] = o.y;
+            }
+        }
+    }
+
+    for (int t = 0; t < n_tiles; t++) {
+        const int j0 = k_begin + t * BK, buf = t & 1;
+        if (t + 1 < n_tiles) {
+            load_kv<D>(sk + (buf ^ 1) * BK * LD, sv + (buf ^ 1) * BK * LD, a, kv_off, j0 + BK,
+                       k_end);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
         }
         __syncthreads();
-        float s[KT / 4];
+        if (active) {
+            const __nv_bfloat16 *kb = sk + buf * BK * LD, *vb = sv + buf * BK * LD;
+            float s[NT][4];
 #pragma unroll
-        for (int u = 0; u < KT / 4; u++)
-            s[u] = 0.0f;
-        for (int c = 0; c < D; c++) {
-            float qv = sm.q[r][c];
+            for (int nt = 0; nt < NT; nt++)
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
-            for (int u = 0; u < KT / 4; u++)
-                s[u] += qv * sm.k[lane4 + 4 * u][c];
+            for (int kk = 0; kk < KS; kk++) {
+#pragma unroll
+                for (int np = 0; np < NT / 2; np++) {
+                    uint32_t b[4];
+                    ldmatrix_x4(b, kb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
+                                       ((lane >> 3) & 1) * 8);
+                    mma_bf16_16816(s[2 * np], qf[kk], b[0], b[1]);
+                    mma_bf16_16816(s[2 * np + 1], qf[kk], b[2], b[3]);
+                }
+            }
+            /* Scale; mask only where the tile crosses the causal limit or the keys' end. */
+            const bool masked = j0 + BK > k_end || (long)(j0 + BK - 1) > warp_first_i + a.diag;
+            float tmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float x = s[nt][e] * a.scale_log2;
+                    if (masked) {
+                        int j = j0 + nt * 8 + 2 * t4 + (e & 1);
+                        if (j >= k_end || (long)j > qi[e >> 1] + a.diag)
+                            x = -INFINITY;
+                    }
+                    s[nt][e] = x;
+                    tmax[e >> 1] = fmaxf(tmax[e >> 1], x);
+                }
+            }
+            float alpha[2], base[2];
+#pragma unroll
+            for (int x = 0; x < 2; x++) {
+                tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 1));
+                tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 2));
+                float m_new = fmaxf(m2[x], tmax[x]);
+                alpha[x] = m_new == -INFINITY ? 1.0f : exp2_approx(m2[x] - m_new);
+                base[x] = m_new == -INFINITY ? 0.0f : m_new;
+                m2[x] = m_new;
+                lsum[x] *= alpha[x];
+            }
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    s[nt][e] = exp2_approx(s[nt][e] - base[e >> 1]);
+                    lsum[e >> 1] += s[nt][e];
+                }
+            }
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                acc[dt][0] *= alpha[0];
+                acc[dt][1] *= alpha[0];
+                acc[dt][2] *= alpha[1];
+                acc[dt][3] *= alpha[1];
+            }
+            /* O += P V: the accumulators of two key tiles of 8 are the A operand of 16 keys. */
+#pragma unroll
+            for (int kc = 0; kc < BK / 16; kc++) {
+                uint32_t pa[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]),
+                                  pack_bf16(s[2 * kc][2], s[2 * kc][3]),
+                                  pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                                  pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+                for (int dp = 0; dp < D / 16; dp++) {
+                    uint32_t b[4];
+                    ldmatrix_x4_trans(b, vb + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD +
+                                             dp * 16 + (lane >> 4) * 8);
+                    mma_bf16_16816(acc[2 * dp], pa, b[0], b[1]);
+                    mma_bf16_16816(acc[2 * dp + 1], pa, b[2], b[3]);
+                }
+            }
         }
-        float smax = -INFINITY;
-#pragma unroll
-        for (int u = 0; u < KT / 4; u++) {
-            int j = j0 + lane4 + 4 * u;
-            bool visible = qi < nq && j < k_end && (long)j <= (long)qi + diag;
-            s[u] = visible ? s[u] * scale : -INFINITY;
-            smax = fmaxf(smax, s[u]);
-        }
-        smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 1));
-        smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 2));
-        float m_new = fmaxf(m, smax);
-        float alpha = m_new == -INFINITY ? 1.0f : expf(m - m_new);
-        float rowsum = 0.0f;
-#pragma unroll
-        for (int u = 0; u < KT / 4; u++) {
-            float p = m_new == -INFINITY ? 0.0f : expf(s[u] - m_new);
-            sm.p[r][lane4 + 4 * u] = p;
-            rowsum += p;
-        }
-        rowsum += __shfl_xor_sync(0xffffffffu, rowsum, 1);
-        rowsum += __shfl_xor_sync(0xffffffffu, rowsum, 2);
-        l = l * alpha + rowsum;
-        m = m_new;
-        __syncthreads(); /* every row's P is written */
-#pragma unroll
-        for (int u = 0; u < D / 4; u++)
-            acc[u] *= alpha;
-        for (int jj = 0; jj < KT; jj++) {
-            float p = sm.p[r][jj];
-#pragma unroll
-            for (int u = 0; u < D / 4; u++)
-                acc[u] += p * sm.v[jj][lane4 + 4 * u];
-        }
+        __syncthreads(); /* every warp is done with this buffer before it is refilled */
     }
-    if (qi >= nq)
-        return;
-    size_t row = (size_t)qi * n_heads + h, rows = (size_t)nq * n_heads;
-    float *out = part + ((size_t)split * rows + row) * (D + 2);
-    if (lane4 == 0) {
-        out[0] = m;
-        out[1] = l;
-    }
+
 #pragma unroll
-    for (int u = 0; u < D / 4; u++)
-        out[2 + lane4 + 4 * u] = acc[u];
+    for (int x = 0; x < 2; x++) {
+        lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 1);
+        lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 2);
+    }
+    const size_t rows = (size_t)a.nq * a.n_heads;
+#pragma unroll
+    for (int x = 0; x < 2; x++) {
+        if (pr[x] >= total)
+            continue;
+        size_t row = (size_t)qi[x] * a.n_heads + kv_head * a.group + pr[x] % a.group;
+        float m_nat = m2[x] == -INFINITY ? -INFINITY : m2[x] * LN2;
+        float *o, *ml;
+        if (a.part) {
+            ml = a.part + ((size_t)split * rows + row) * (D + 2);
+            o = ml + 2;
+        } else {
+            ml = NULL;
+            o = a.o + row * D;
+        }
+        if (t4 == 0) {
+            if (ml) {
+                ml[0] = m_nat;
+                ml[1] = lsum[x];
+            } else {
+                a.m[row] = m_nat;
+                a.l[row] = lsum[x];
+            }
+        }
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++)
+            *reinterpret_cast<float2 *>(o + dt * 8 + 2 * t4) =
+                make_float2(acc[dt][2 * x], acc[dt][2 * x + 1]);
+    }
 }
 
 /* Folds SPLITS partials of each row into the running state (m, l, o): one warp per row. */
@@ -189,44 +331,76 @@ void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim)
     cudaCheckLaunch("attn_finalize");
 }
 
+static int multiprocessors(void)
+{
+    static int sms;
+    if (!sms) {
+        int dev;
+        cudaCheck(cudaGetDevice(&dev));
+        cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    }
+    return sms;
+}
+
 template <int D>
 static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                  const attn_keys *keys, float scale)
 {
     static int configured;
-    size_t smem = sizeof(fold_smem<D>);
+    const size_t smem = tile_smem_bytes<D>();
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attn_fold_kernel<D>,
+        cudaCheck(cudaFuncSetAttribute(attn_tile_kernel<D>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = 1;
     }
+    /* The tiles read 16 bytes at a time. */
+    if (((uintptr_t)q | (uintptr_t)keys->k | (uintptr_t)keys->v) % 16 || keys->kv_stride % 8)
+        si_fatal("attention: query or K/V rows not 16-byte aligned (kv_stride %d)",
+                 keys->kv_stride);
     long reach = (long)nq - 1 + keys->diag + 1; /* keys any query row can see */
     int nk = (int)(reach < keys->nk ? reach : keys->nk);
     if (nk <= 0)
         return;
-    int q_tiles = (nq + QT - 1) / QT, sms = 132;
-    int dev;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    int group = n_heads / n_kv_heads;
+    int q_tiles = (int)(((long)nq * group + BQ - 1) / BQ);
     /* Enough splits for two blocks per multiprocessor, none shorter than four tiles. */
-    int want = (2 * sms + q_tiles * n_heads - 1) / (q_tiles * n_heads);
-    int max_splits = (nk + 4 * KT - 1) / (4 * KT);
+    int blocks = q_tiles * n_kv_heads;
+    int want = (2 * multiprocessors() + blocks - 1) / blocks;
+    int max_splits = (nk + 4 * BK - 1) / (4 * BK);
     int splits = want < max_splits ? want : max_splits;
     if (splits < 1)
         splits = 1;
-    int split_len = ((nk + splits - 1) / splits + KT - 1) / KT * KT;
+    int split_len = ((nk + splits - 1) / splits + BK - 1) / BK * BK;
     splits = (nk + split_len - 1) / split_len;
+
+    tile_args a;
+    a.q = q;
+    a.nq = nq;
+    a.n_heads = n_heads;
+    a.group = group;
+    a.k = (const __nv_bfloat16 *)keys->k;
+    a.v = (const __nv_bfloat16 *)keys->v;
+    a.nk = nk;
+    a.kv_stride = keys->kv_stride;
+    a.diag = keys->diag;
+    a.scale_log2 = scale * LOG2E;
+    a.split_len = split_len;
+    a.m = s->m;
+    a.l = s->l;
+    a.o = s->o;
     size_t rows = (size_t)nq * n_heads;
-    float *part = (float *)cuda_scratch(SCRATCH_ATTN, sizeof(float) * splits * rows * (D + 2));
-    dim3 grid(q_tiles, n_heads, splits);
-    attn_fold_kernel<D><<<grid, THREADS, smem>>>(
-        q, nq, n_heads, n_heads / n_kv_heads, (const __nv_bfloat16 *)keys->k,
-        (const __nv_bfloat16 *)keys->v, nk, keys->kv_stride, keys->diag, scale, split_len, part);
-    cudaCheckLaunch("attn_fold");
-    int warps = 8;
-    attn_merge_splits_kernel<<<(int)((rows + warps - 1) / warps), 32 * warps>>>(
-        s->m, s->l, s->o, part, (int)rows, splits, D);
-    cudaCheckLaunch("attn_merge_splits");
+    a.part = splits == 1 ? NULL
+                         : (float *)cuda_scratch(SCRATCH_ATTN,
+                                                 sizeof(float) * splits * rows * (D + 2));
+    dim3 grid(q_tiles, n_kv_heads, splits);
+    attn_tile_kernel<D><<<grid, WARPS * 32, smem>>>(a);
+    cudaCheckLaunch("attn_tile");
+    if (splits > 1) {
+        int warps = 8;
+        attn_merge_splits_kernel<<<(int)((rows + warps - 1) / warps), 32 * warps>>>(
+            s->m, s->l, s->o, a.part, (int)rows, splits, D);
+        cudaCheckLaunch("attn_merge_splits");
+    }
 }
 
 void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,

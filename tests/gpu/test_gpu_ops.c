@@ -14,6 +14,10 @@
 #include "kernels/convert.h"
 
 #define TOLERANCE 1e-4
+/* The attention kernel gives the tensor cores the queries and the softmax weights P in bf16 (as
+ * FlashAttention does). The CPU is given the same bf16 queries; P's rounding remains: a relative
+ * 2^-9 per weight, which averages out over the keys. */
+#define ATTN_TOLERANCE 4e-3
 
 static const backend *gpu, *cpu;
 static unsigned long long rng = 0x2545F4914F6CDD1Dull;
@@ -59,7 +63,8 @@ static void *upload_weights(const float *h, size_t n)
     return d;
 }
 
-static void check(const char *op, const char *shape, const float *got, const float *want, size_t n)
+static void check_tol(const char *op, const char *shape, const float *got, const float *want,
+                      size_t n, double tol)
 {
     double diff = 0, norm = 0;
     int finite = 1;
@@ -69,9 +74,14 @@ static void check(const char *op, const char *shape, const float *got, const flo
         norm += (double)want[i] * want[i];
     }
     double err = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
-    int ok = finite && err < TOLERANCE;
+    int ok = finite && err < tol;
     failures += !ok;
     printf("%-16s %-40s %10.2e  %s\n", op, shape, err, ok ? "ok" : "FAIL");
+}
+
+static void check(const char *op, const char *shape, const float *got, const float *want, size_t n)
+{
+    check_tol(op, shape, got, want, n, TOLERANCE);
 }
 
 static void test_matmul(int n, int cols, int rows)
@@ -192,7 +202,7 @@ static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int 
 {
     int kvd = kv_heads * d, rows = nq * heads;
     float scale = 1.0f / sqrtf((float)d);
-    float *q = random_buf((size_t)nq * heads * d, 2, 0);
+    float *q = random_buf((size_t)nq * heads * d, 2, 1);
     segment s1 = make_segment(nk1, kvd), s2 = make_segment(nk2, kvd);
     attn_keys c1 = {s1.k, s1.v, nk1, kvd, INT_MAX}, c2 = {s2.k, s2.v, nk2, kvd, diag};
     attn_keys g1 = {s1.dk, s1.dv, nk1, kvd, INT_MAX}, g2 = {s2.dk, s2.dv, nk2, kvd, diag};
@@ -218,7 +228,7 @@ static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int 
     char shape[96];
     snprintf(shape, sizeof shape, "q=%d h=%d/%d d=%d k=%d+%d diag=%d", nq, heads, kv_heads, d,
              nk1, nk2, diag);
-    check("attention", shape, got, want, (size_t)rows * d);
+    check_tol("attention", shape, got, want, (size_t)rows * d, ATTN_TOLERANCE);
     check("attention l", shape, got_l, hs.l, rows);
     gpu->free(dq), gpu->free(dm), gpu->free(dout);
     gpu->free(s1.dk), gpu->free(s1.dv), gpu->free(s2.dk), gpu->free(s2.dv);
@@ -251,6 +261,7 @@ int main(void)
     test_attention(300, 8, 2, 128, 0, 300, 0);
     test_attention(129, 4, 1, 32, 700, 129, 0);
     test_attention(65, 8, 8, 64, 1000, 65, 0);
+    test_attention(1500, 32, 8, 128, 512, 1500, 0);
     /* a later chunk of a block: the block's earlier rows are visible to every query */
     test_attention(100, 8, 2, 128, 256, 356, 256);
     /* decode: one or a few queries over many keys (split-KV path), context in full */

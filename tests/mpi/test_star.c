@@ -34,8 +34,11 @@
  * block 0, in GEMMs of other shapes, and the K/V are then rounded to bf16: one bf16 step (4e-3)
  * in a key moves the logits by about that much. */
 #define SAME_TOLERANCE (test_backend()->host_memory ? 2e-5 : 2e-2)
-/* Phase 2 against one process over the very same (gathered) K/V: only the merge's order. */
-#define UNION_TOLERANCE (test_backend()->host_memory ? 2e-5 : 1e-4)
+/* Phase 2 against one process over the very same (gathered) K/V: on the CPU only the merge's
+ * order differs. The CUDA kernel also rounds the softmax weights to bf16 for the tensor cores,
+ * relative to the running max of the key set at hand, so one set and several round differently
+ * (2^-9 relative per weight, averaging out over the keys). */
+#define UNION_TOLERANCE (test_backend()->host_memory ? 2e-5 : 5e-3)
 
 /* A check made on rank 0 alone, asserted on every rank: a failure must not leave the other
  * ranks waiting in the next collective. */

@@ -1,0 +1,169 @@
+/* The attention kernel alone on the GPU: causal prefill of N tokens over themselves (the work of
+ * one layer's attention in a global-attention prefill) and one decoded token over N cached keys,
+ * timed through the backend interface as the model calls it (init, accumulate, finalize).
+ *   bench_attention [--lengths 16384,65536] [--heads 32] [--kv-heads 8] [--head-dim 128]
+ *                   [--reps 5] [--json FILE]
+ * Prefill TFLOP/s counts the causal half, 4 * n^2 / 2 * head_dim * heads, the convention of
+ * FlashAttention's and PyTorch's benchmarks; decode GB/s counts the K and V bytes read. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "kernels/check.h"
+#include "runtime/timer.h"
+
+typedef struct {
+    int lengths[16], n_lengths, heads, kv_heads, head_dim, reps;
+    const char *json;
+} options;
+
+static void usage_exit(const char *msg)
+{
+    fprintf(stderr,
+            "bench_attention: %s\nusage: bench_attention [--lengths N,N,...] [--heads H] "
+            "[--kv-heads G] [--head-dim D] [--reps R] [--json FILE]\n",
+            msg);
+    exit(2);
+}
+
+static int parse_options(options *o, int argc, char **argv)
+{
+    *o = (options){{16384, 65536}, 2, 32, 8, 128, 5, NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (i + 1 >= argc)
+            usage_exit("every flag takes a value");
+        const char *v = argv[++i];
+        if (!strcmp(f, "--lengths")) {
+            o->n_lengths = 0;
+            for (const char *p = v; *p && o->n_lengths < 16; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+                o->lengths[o->n_lengths++] = atoi(p);
+        } else if (!strcmp(f, "--heads")) {
+            o->heads = atoi(v);
+        } else if (!strcmp(f, "--kv-heads")) {
+            o->kv_heads = atoi(v);
+        } else if (!strcmp(f, "--head-dim")) {
+            o->head_dim = atoi(v);
+        } else if (!strcmp(f, "--reps")) {
+            o->reps = atoi(v);
+        } else if (!strcmp(f, "--json")) {
+            o->json = v;
+        } else {
+            usage_exit("unknown flag");
+        }
+    }
+    for (int i = 0; i < o->n_lengths; i++)
+        if (o->lengths[i] < 1)
+            usage_exit("--lengths: each length must be a positive integer");
+    if (o->heads < 1 || o->kv_heads < 1 || o->heads % o->kv_heads || o->reps < 1 ||
+        o->head_dim < 16 || o->head_dim % 16)
+        usage_exit("--heads must be a multiple of --kv-heads, --head-dim a multiple of 16");
+    return 0;
+}
+
+static float *random_device(const backend *be, size_t n, unsigned seed)
+{
+    float *h = mallocCheck(sizeof(float) * n, "bench input");
+    srand(seed);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
+    float *d = be->alloc(sizeof(float) * n, "bench input");
+    be->to_device(d, h, sizeof(float) * n);
+    free(h);
+    return d;
+}
+
+/* Blocks until the device is idle (a copy to the host waits for the work before it). */
+static void sync_device(const backend *be, const float *p)
+{
+    float x;
+    be->to_host(&x, p, sizeof x);
+}
+
+typedef struct {
+    double best, mean;
+} timing;
+
+static timing time_attention(const backend *be, const options *o, int nq, int nk, const float *q,
+                             const attn_keys *keys, attn_state *st, float *out)
+{
+    int rows = nq * o->heads, d = o->head_dim;
+    float scale = 1.0f / sqrtf((float)d);
+    timing t = {1e30, 0.0};
+    for (int r = -1; r < o->reps; r++) { /* one warm-up run */
+        sync_device(be, out);
+        double t0 = timer_now();
+        be->attn_init(st, rows, d);
+        be->attn_accumulate(st, q, nq, o->heads, o->kv_heads, d, keys, scale);
+        be->attn_finalize(out, st, rows, d);
+        sync_device(be, out);
+        double dt = timer_now() - t0;
+        if (r < 0)
+            continue;
+        t.mean += dt / o->reps;
+        if (dt < t.best)
+            t.best = dt;
+    }
+    (void)nk;
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    parse_options(&o, argc, argv);
+    char err[512];
+    const backend *be = backend_cuda_device_count() > 0 ? backend_cuda(0, err, sizeof err) : NULL;
+    if (!be) {
+        printf("skipped: no CUDA GPU on this machine\n");
+        return 77;
+    }
+    FILE *json = o.json ? fopen(o.json, "a") : NULL;
+    if (o.json && !json)
+        si_fatal("bench_attention: cannot open %s for appending", o.json);
+    int d = o.head_dim, kvd = o.kv_heads * d;
+    printf("| test | heads | kv heads | d | n | best ms | mean ms | TFLOP/s | GB/s |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int li = 0; li < o.n_lengths; li++) {
+        int n = o.lengths[li];
+        size_t qn = (size_t)n * o.heads * d, kvn = (size_t)n * kvd;
+        float *q = random_device(be, qn, 1 + li);
+        float *kf = random_device(be, kvn, 2 + li), *vf = random_device(be, kvn, 3 + li);
+        void *k = be->alloc(be->kv_size * kvn, "bench K"), *v = be->alloc(be->kv_size * kvn, "bench V");
+        be->kv_write(k, v, kf, vf, kvn);
+        be->free(kf), be->free(vf);
+        size_t rows = (size_t)n * o.heads;
+        float *sm = be->alloc(sizeof(float) * rows * (d + 2), "bench state");
+        attn_state st = {sm, sm + rows, sm + 2 * rows};
+        float *out = be->alloc(sizeof(float) * rows * d, "bench out");
+
+        attn_keys causal = {k, v, n, kvd, 0};
+        timing pre = time_attention(be, &o, n, n, q, &causal, &st, out);
+        double flops = 4.0 * n * (double)n / 2 * d * o.heads;
+        /* one decoded token at position n - 1 over the n cached keys (context in full) */
+        attn_keys ctx = {k, v, n, kvd, n};
+        timing dec = time_attention(be, &o, 1, n, q, &ctx, &st, out);
+        double bytes = 2.0 * be->kv_size * kvn;
+        printf("| prefill causal | %d | %d | %d | %d | %.3f | %.3f | %.1f | |\n", o.heads,
+               o.kv_heads, d, n, pre.best * 1e3, pre.mean * 1e3, flops / pre.best / 1e12);
+        printf("| decode 1 token | %d | %d | %d | %d | %.4f | %.4f | | %.0f |\n", o.heads,
+               o.kv_heads, d, n, dec.best * 1e3, dec.mean * 1e3, bytes / dec.best / 1e9);
+        if (json) {
+            fprintf(json,
+                    "{\"test\":\"attn_prefill\",\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,"
+                    "\"n\":%d,\"best_s\":%.6g,\"mean_s\":%.6g,\"flops\":%.6g,\"tflops\":%.4g}\n",
+                    o.heads, o.kv_heads, d, n, pre.best, pre.mean, flops, flops / pre.best / 1e12);
+            fprintf(json,
+                    "{\"test\":\"attn_decode\",\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,"
+                    "\"n\":%d,\"best_s\":%.6g,\"mean_s\":%.6g,\"bytes\":%.6g,\"gbs\":%.4g}\n",
+                    o.heads, o.kv_heads, d, n, dec.best, dec.mean, bytes, bytes / dec.best / 1e9);
+            fflush(json);
+        }
+        be->free(q), be->free(k), be->free(v), be->free(sm), be->free(out);
+    }
+    if (json)
+        fclose(json);
+    return 0;
+}
