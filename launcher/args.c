@@ -90,7 +90,7 @@ void star_flags_init(star_flags *s)
 {
     memset(s, 0, sizeof *s);
     s->req.attn = ATTN_STAR;
-    s->req.chunk = 512;
+    s->req.chunk = 0; /* by backend, once it is known: session_open */
     s->req.merge = STAR_MERGE_AUTO;
 }
 

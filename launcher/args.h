@@ -50,7 +50,7 @@ typedef struct {
     "  --attn MODE            star (default) or global (ordinary attention on rank 0)\n"          \
     "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"  \
     "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"         \
-    "  --chunk N              most tokens per forward pass (default 512)\n"                       \
+    "  --chunk N              most tokens per forward (default 512 on a CPU, 4096 on a GPU)\n"   \
     "  --merge MODE           auto (default), one-call or two-call: how ranks merge softmax stats\n" \
     "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"         \
     "  --share-gpus           let several ranks of a node share a GPU (testing)\n"

@@ -23,6 +23,9 @@ int session_open(session *s, star_flags *flags)
         return -1;
     backend_weights_upload(&s->w, &s->m.cfg, &s->m.w, s->m.inv_freq, s->be);
     flags->req.be = s->be;
+    /* Longer chunks keep a GPU's matrix units busy; on the CPU they only cost memory. */
+    if (!flags->req.chunk)
+        flags->req.chunk = s->be->host_memory ? 512 : 4096;
     flags->req.w = &s->w;
     return 0;
 }
