@@ -1,10 +1,10 @@
 /* Attention that keeps the softmax statistics (flash attention's online softmax), for Star
  * Attention's merges (arXiv 2411.17116, section 2.2), on the tensor cores.
  *
- * attn_tile: one block of 4 warps per (tile of 128 query rows, KV head, key split). The rows of a
+ * attn_tile: one block of 4 warps per (tile of 64 query rows, KV head, key split). The rows of a
  * tile are the (query, head) pairs of the KV head's query heads, query-major: with grouped-query
  * attention the heads that share a KV head read each K/V tile once. The block walks its keys 64
- * at a time, double-buffered in shared memory by asynchronous copies; each warp owns 32 rows and
+ * at a time, double-buffered in shared memory by asynchronous copies; each warp owns 16 rows and
  * computes S = Q K^T with bf16 mma (fp32 accumulators), the mask (key j visible to query i iff
  * j <= i + diag), the running max and denominator in fp32 (base 2, the scale folded in), and
  * O += P V with P rounded to bf16. With one split the block folds its rows straight into the
@@ -17,10 +17,9 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/mma.cuh"
 
-#define WARPS 4
-#define MT 2    /* tiles of 16 rows per warp: each K/V fragment read serves MT tiles */
-#define BQ (WARPS * MT * 16) /* rows per block */
+#define BQ 64   /* rows per block: 16 per warp */
 #define BK 64   /* keys per tile */
+#define WARPS 4
 #define PAD 8   /* bf16 elements after each shared-memory row: conflict-free ldmatrix */
 
 #define LOG2E 1.4426950408889634f
@@ -80,7 +79,7 @@ __device__ void load_kv(__nv_bfloat16 *sk, __nv_bfloat16 *sv, const tile_args &a
 template <int D>
 __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_args a)
 {
-    constexpr int LD = D + PAD, NT = BK / 8, DT = D / 8, KS = D / 16, R = 2 * MT;
+    constexpr int LD = D + PAD, NT = BK / 8, DT = D / 8, KS = D / 16;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *sq = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
     __nv_bfloat16 *sk = sq + BQ * LD, *sv = sk + 2 * BK * LD;
@@ -100,33 +99,28 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
     load_q<D>(sq, a, p0, kv_head, total);
     if (n_tiles > 0)
         load_kv<D>(sk, sv, a, kv_off, k_begin, k_end);
+    __syncthreads();
 
-    /* This thread's rows: g and g + 8 of each of the warp's MT tiles of 16 (x = 2 mt + half). */
-    const int wrow = p0 + warp * 16 * MT;
-    const bool active = wrow < total; /* a warp of padding rows only loads */
+    const int wrow = p0 + warp * 16;      /* this warp's first row */
+    const bool active = wrow < total;     /* a warp of padding rows only loads */
+    const int pr[2] = {wrow + g, wrow + g + 8};
+    const long qi[2] = {pr[0] / a.group, pr[1] / a.group};
     const long warp_first_i = wrow / a.group;
-    int pr[R], qi[R];
-#pragma unroll
-    for (int x = 0; x < R; x++) {
-        pr[x] = wrow + (x >> 1) * 16 + (x & 1) * 8 + g;
-        qi[x] = pr[x] / a.group;
-    }
 
-    /* Running state (base 2); LSUM is this thread's share of the row sum. */
-    float m2[R], lsum[R], acc[MT][DT][4];
+    uint32_t qf[KS][4];
 #pragma unroll
-    for (int x = 0; x < R; x++) {
-        m2[x] = -INFINITY;
-        lsum[x] = 0.0f;
-    }
+    for (int kk = 0; kk < KS; kk++)
+        ldmatrix_x4(qf[kk], sq + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 +
+                                (lane >> 4) * 8);
+
+    /* Running state of rows g and g + 8 (base 2); L is this thread's share of the row sum. */
+    float m2[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.0f, 0.0f}, acc[DT][4];
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int dt = 0; dt < DT; dt++)
-            acc[mt][dt][0] = acc[mt][dt][1] = acc[mt][dt][2] = acc[mt][dt][3] = 0.0f;
+    for (int dt = 0; dt < DT; dt++)
+        acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
     if (!a.part) {
 #pragma unroll
-        for (int x = 0; x < R; x++) {
+        for (int x = 0; x < 2; x++) {
             if (pr[x] >= total)
                 continue;
             size_t row = (size_t)qi[x] * a.n_heads + kv_head * a.group + pr[x] % a.group;
@@ -135,8 +129,8 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
 #pragma unroll
             for (int dt = 0; dt < DT; dt++) {
                 float2 o = *reinterpret_cast<const float2 *>(a.o + row * D + dt * 8 + 2 * t4);
-                acc[x >> 1][dt][2 * (x & 1)] = o.x;
-                acc[x >> 1][dt][2 * (x & 1) + 1] = o.y;
+                acc[dt][2 * x] = o.x;
+                acc[dt][2 * x + 1] = o.y;
             }
         }
     }
@@ -153,60 +147,41 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
         __syncthreads();
         if (active) {
             const __nv_bfloat16 *kb = sk + buf * BK * LD, *vb = sv + buf * BK * LD;
-            float s[MT][NT][4];
+            float s[NT][4];
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++)
-                    s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
-            /* S = Q K^T: each K fragment serves the warp's MT row tiles. */
+            for (int nt = 0; nt < NT; nt++)
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < KS; kk++) {
-                uint32_t qf[MT][4];
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++)
-                    ldmatrix_x4(qf[mt], sq + (warp * 16 * MT + mt * 16 + (lane & 7) +
-                                              ((lane >> 3) & 1) * 8) * LD +
-                                            kk * 16 + (lane >> 4) * 8);
 #pragma unroll
                 for (int np = 0; np < NT / 2; np++) {
                     uint32_t b[4];
                     ldmatrix_x4(b, kb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
                                        ((lane >> 3) & 1) * 8);
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++) {
-                        mma_bf16_16816(s[mt][2 * np], qf[mt], b[0], b[1]);
-                        mma_bf16_16816(s[mt][2 * np + 1], qf[mt], b[2], b[3]);
-                    }
+                    mma_bf16_16816(s[2 * np], qf[kk], b[0], b[1]);
+                    mma_bf16_16816(s[2 * np + 1], qf[kk], b[2], b[3]);
                 }
             }
             /* Scale; mask only where the tile crosses the causal limit or the keys' end. */
             const bool masked = j0 + BK > k_end || (long)(j0 + BK - 1) > warp_first_i + a.diag;
-            float tmax[R];
+            float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int x = 0; x < R; x++)
-                tmax[x] = -INFINITY;
+            for (int nt = 0; nt < NT; nt++) {
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int x = 2 * mt + (e >> 1);
-                        float v = s[mt][nt][e] * a.scale_log2;
-                        if (masked) {
-                            int j = j0 + nt * 8 + 2 * t4 + (e & 1);
-                            if (j >= k_end || (long)j > (long)qi[x] + a.diag)
-                                v = -INFINITY;
-                        }
-                        s[mt][nt][e] = v;
-                        tmax[x] = fmaxf(tmax[x], v);
+                for (int e = 0; e < 4; e++) {
+                    float x = s[nt][e] * a.scale_log2;
+                    if (masked) {
+                        int j = j0 + nt * 8 + 2 * t4 + (e & 1);
+                        if (j >= k_end || (long)j > qi[e >> 1] + a.diag)
+                            x = -INFINITY;
                     }
+                    s[nt][e] = x;
+                    tmax[e >> 1] = fmaxf(tmax[e >> 1], x);
                 }
             }
-            float alpha[R], base[R];
+            float alpha[2], base[2];
 #pragma unroll
-            for (int x = 0; x < R; x++) {
+            for (int x = 0; x < 2; x++) {
                 tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 1));
                 tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 2));
                 float m_new = fmaxf(m2[x], tmax[x]);
@@ -216,46 +191,34 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
                 lsum[x] *= alpha[x];
             }
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
+            for (int nt = 0; nt < NT; nt++) {
 #pragma unroll
-                for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int x = 2 * mt + (e >> 1);
-                        s[mt][nt][e] = exp2_approx(s[mt][nt][e] - base[x]);
-                        lsum[x] += s[mt][nt][e];
-                    }
-                }
-#pragma unroll
-                for (int dt = 0; dt < DT; dt++) {
-                    acc[mt][dt][0] *= alpha[2 * mt];
-                    acc[mt][dt][1] *= alpha[2 * mt];
-                    acc[mt][dt][2] *= alpha[2 * mt + 1];
-                    acc[mt][dt][3] *= alpha[2 * mt + 1];
+                for (int e = 0; e < 4; e++) {
+                    s[nt][e] = exp2_approx(s[nt][e] - base[e >> 1]);
+                    lsum[e >> 1] += s[nt][e];
                 }
             }
-            /* O += P V: the accumulators of two key tiles of 8 are the A operand of 16 keys;
-             * each V fragment serves the warp's MT row tiles. */
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                acc[dt][0] *= alpha[0];
+                acc[dt][1] *= alpha[0];
+                acc[dt][2] *= alpha[1];
+                acc[dt][3] *= alpha[1];
+            }
+            /* O += P V: the accumulators of two key tiles of 8 are the A operand of 16 keys. */
 #pragma unroll
             for (int kc = 0; kc < BK / 16; kc++) {
-                uint32_t pa[MT][4];
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    pa[mt][0] = pack_bf16(s[mt][2 * kc][0], s[mt][2 * kc][1]);
-                    pa[mt][1] = pack_bf16(s[mt][2 * kc][2], s[mt][2 * kc][3]);
-                    pa[mt][2] = pack_bf16(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
-                    pa[mt][3] = pack_bf16(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
-                }
+                uint32_t pa[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]),
+                                  pack_bf16(s[2 * kc][2], s[2 * kc][3]),
+                                  pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                                  pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
 #pragma unroll
                 for (int dp = 0; dp < D / 16; dp++) {
                     uint32_t b[4];
                     ldmatrix_x4_trans(b, vb + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD +
                                              dp * 16 + (lane >> 4) * 8);
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++) {
-                        mma_bf16_16816(acc[mt][2 * dp], pa[mt], b[0], b[1]);
-                        mma_bf16_16816(acc[mt][2 * dp + 1], pa[mt], b[2], b[3]);
-                    }
+                    mma_bf16_16816(acc[2 * dp], pa, b[0], b[1]);
+                    mma_bf16_16816(acc[2 * dp + 1], pa, b[2], b[3]);
                 }
             }
         }
@@ -263,33 +226,38 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
     }
 
 #pragma unroll
-    for (int x = 0; x < R; x++) {
+    for (int x = 0; x < 2; x++) {
         lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 1);
         lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 2);
     }
     const size_t rows = (size_t)a.nq * a.n_heads;
 #pragma unroll
-    for (int x = 0; x < R; x++) {
+    for (int x = 0; x < 2; x++) {
         if (pr[x] >= total)
             continue;
         size_t row = (size_t)qi[x] * a.n_heads + kv_head * a.group + pr[x] % a.group;
         float m_nat = m2[x] == -INFINITY ? -INFINITY : m2[x] * LN2;
-        float *o = a.o + row * D;
+        float *o, *ml;
         if (a.part) {
-            float *ml = a.part + ((size_t)split * rows + row) * (D + 2);
+            ml = a.part + ((size_t)split * rows + row) * (D + 2);
             o = ml + 2;
-            if (t4 == 0) {
+        } else {
+            ml = NULL;
+            o = a.o + row * D;
+        }
+        if (t4 == 0) {
+            if (ml) {
                 ml[0] = m_nat;
                 ml[1] = lsum[x];
+            } else {
+                a.m[row] = m_nat;
+                a.l[row] = lsum[x];
             }
-        } else if (t4 == 0) {
-            a.m[row] = m_nat;
-            a.l[row] = lsum[x];
         }
 #pragma unroll
         for (int dt = 0; dt < DT; dt++)
             *reinterpret_cast<float2 *>(o + dt * 8 + 2 * t4) =
-                make_float2(acc[x >> 1][dt][2 * (x & 1)], acc[x >> 1][dt][2 * (x & 1) + 1]);
+                make_float2(acc[dt][2 * x], acc[dt][2 * x + 1]);
     }
 }
 
