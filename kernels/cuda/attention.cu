@@ -12,12 +12,13 @@
  * partial (m, l, o) per row and attn_merge_splits folds them in (flash-decoding). */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/mma.cuh"
 
-#define BQ 64   /* rows per block: 16 per warp */
 #define BK 64   /* keys per tile */
 #define WARPS 4
 #define PAD 8   /* bf16 elements after each shared-memory row: conflict-free ldmatrix */
@@ -25,9 +26,15 @@
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
-template <int D> constexpr size_t tile_smem_bytes()
+/* MT row tiles of 16 per warp: a block holds 64 * MT rows. */
+template <int MT> __host__ __device__ constexpr int rows_per_block()
 {
-    return sizeof(__nv_bfloat16) * (size_t)(BQ + 4 * BK) * (D + PAD);
+    return WARPS * 16 * MT;
+}
+
+template <int D, int MT> constexpr size_t tile_smem_bytes()
+{
+    return sizeof(__nv_bfloat16) * (size_t)(rows_per_block<MT>() + 4 * BK) * (D + PAD);
 }
 
 struct tile_args {
@@ -43,10 +50,10 @@ struct tile_args {
 
 /* Query rows into shared memory as bf16: packed row p is query p / group, head
  * kv_head * group + p % group; rows past the end are zero. */
-template <int D>
+template <int D, int MT>
 __device__ void load_q(__nv_bfloat16 *sq, const tile_args &a, int p0, int kv_head, int total)
 {
-    constexpr int LD = D + PAD;
+    constexpr int LD = D + PAD, BQ = rows_per_block<MT>();
     for (int e = threadIdx.x; e < BQ * D / 4; e += WARPS * 32) {
         int r = e / (D / 4), c = e % (D / 4) * 4, p = p0 + r;
         float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -76,10 +83,15 @@ __device__ void load_kv(__nv_bfloat16 *sk, __nv_bfloat16 *sv, const tile_args &a
     cp_async_commit();
 }
 
-template <int D>
+/* With one row tile per warp (MT = 1) the warp keeps its Q fragments in registers; with two, the
+ * accumulators of 32 rows leave no room for them, and Q is read from shared memory at each use,
+ * while every K and V fragment it loads serves both row tiles (half the shared-memory reads per
+ * matrix product). */
+template <int D, int MT>
 __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_args a)
 {
-    constexpr int LD = D + PAD, NT = BK / 8, DT = D / 8, KS = D / 16;
+    constexpr int LD = D + PAD, NT = BK / 8, DT = D / 8, KS = D / 16, BQ = rows_per_block<MT>();
+    constexpr bool Q_IN_REGS = MT == 1;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *sq = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
     __nv_bfloat16 *sk = sq + BQ * LD, *sv = sk + 2 * BK * LD;
@@ -96,43 +108,64 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
     int k_end = (int)min((long)min(k_begin + a.split_len, a.nk), last_i + a.diag + 1);
     int n_tiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
 
-    load_q<D>(sq, a, p0, kv_head, total);
+    load_q<D, MT>(sq, a, p0, kv_head, total);
     if (n_tiles > 0)
         load_kv<D>(sk, sv, a, kv_off, k_begin, k_end);
     __syncthreads();
 
-    const int wrow = p0 + warp * 16;      /* this warp's first row */
+    const int wrow = p0 + warp * 16 * MT; /* this warp's first row */
     const bool active = wrow < total;     /* a warp of padding rows only loads */
-    const int pr[2] = {wrow + g, wrow + g + 8};
-    const long qi[2] = {pr[0] / a.group, pr[1] / a.group};
     const long warp_first_i = wrow / a.group;
-
-    uint32_t qf[KS][4];
+    /* Rows g and g + 8 of each of the warp's row tiles. */
+    int pr[MT][2], qi[MT][2];
 #pragma unroll
-    for (int kk = 0; kk < KS; kk++)
-        ldmatrix_x4(qf[kk], sq + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 +
-                                (lane >> 4) * 8);
-
-    /* Running state of rows g and g + 8 (base 2); L is this thread's share of the row sum. */
-    float m2[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.0f, 0.0f}, acc[DT][4];
-#pragma unroll
-    for (int dt = 0; dt < DT; dt++)
-        acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
-    if (!a.part) {
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int x = 0; x < 2; x++) {
-            if (pr[x] >= total)
-                continue;
-            size_t row = (size_t)qi[x] * a.n_heads + kv_head * a.group + pr[x] % a.group;
-            m2[x] = a.m[row] * LOG2E;
-            lsum[x] = t4 == 0 ? a.l[row] : 0.0f;
-#pragma unroll
-            for (int dt = 0; dt < DT; dt++) {
-                float2 o = *reinterpret_cast<const float2 *>(a.o + row * D + dt * 8 + 2 * t4);
-                acc[dt][2 * x] = o.x;
-                acc[dt][2 * x + 1] = o.y;
-            }
+            pr[mt][x] = wrow + mt * 16 + g + 8 * x;
+            qi[mt][x] = pr[mt][x] / a.group;
         }
+    const __nv_bfloat16 *q_lane =
+        sq + (warp * 16 * MT + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8;
+
+    uint32_t qf[Q_IN_REGS ? KS : 1][4];
+    if (Q_IN_REGS) {
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++)
+            ldmatrix_x4(qf[Q_IN_REGS ? kk : 0], q_lane + kk * 16);
+    }
+
+    /* Running state of rows g and g + 8 (base 2); L is this thread's share of the row sum. */
+    float m2[MT][2], lsum[MT][2], acc[MT][DT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            m2[mt][x] = -INFINITY;
+            lsum[mt][x] = 0.0f;
+        }
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++)
+            acc[mt][dt][0] = acc[mt][dt][1] = acc[mt][dt][2] = acc[mt][dt][3] = 0.0f;
+    }
+    if (!a.part) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int x = 0; x < 2; x++) {
+                if (pr[mt][x] >= total)
+                    continue;
+                size_t row = (size_t)qi[mt][x] * a.n_heads + kv_head * a.group +
+                             pr[mt][x] % a.group;
+                m2[mt][x] = a.m[row] * LOG2E;
+                lsum[mt][x] = t4 == 0 ? a.l[row] : 0.0f;
+#pragma unroll
+                for (int dt = 0; dt < DT; dt++) {
+                    float2 o = *reinterpret_cast<const float2 *>(a.o + row * D + dt * 8 + 2 * t4);
+                    acc[mt][dt][2 * x] = o.x;
+                    acc[mt][dt][2 * x + 1] = o.y;
+                }
+            }
     }
 
     for (int t = 0; t < n_tiles; t++) {
@@ -147,117 +180,142 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
         __syncthreads();
         if (active) {
             const __nv_bfloat16 *kb = sk + buf * BK * LD, *vb = sv + buf * BK * LD;
-            float s[NT][4];
+            float s[MT][NT][4];
 #pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+                    s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < KS; kk++) {
+                uint32_t qt[MT][4];
+                if (!Q_IN_REGS) {
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++)
+                        ldmatrix_x4(qt[mt], q_lane + mt * 16 * LD + kk * 16);
+                }
 #pragma unroll
                 for (int np = 0; np < NT / 2; np++) {
                     uint32_t b[4];
                     ldmatrix_x4(b, kb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
                                        ((lane >> 3) & 1) * 8);
-                    mma_bf16_16816(s[2 * np], qf[kk], b[0], b[1]);
-                    mma_bf16_16816(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        const uint32_t *qa = Q_IN_REGS ? qf[Q_IN_REGS ? kk : 0] : qt[mt];
+                        mma_bf16_16816(s[mt][2 * np], qa, b[0], b[1]);
+                        mma_bf16_16816(s[mt][2 * np + 1], qa, b[2], b[3]);
+                    }
                 }
             }
             /* Scale; mask only where the tile crosses the causal limit or the keys' end. */
             const bool masked = j0 + BK > k_end || (long)(j0 + BK - 1) > warp_first_i + a.diag;
-            float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int nt = 0; nt < NT; nt++) {
+            for (int mt = 0; mt < MT; mt++) {
+                float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float x = s[nt][e] * a.scale_log2;
-                    if (masked) {
-                        int j = j0 + nt * 8 + 2 * t4 + (e & 1);
-                        if (j >= k_end || (long)j > qi[e >> 1] + a.diag)
-                            x = -INFINITY;
+                for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        float x = s[mt][nt][e] * a.scale_log2;
+                        if (masked) {
+                            int j = j0 + nt * 8 + 2 * t4 + (e & 1);
+                            if (j >= k_end || (long)j > (long)qi[mt][e >> 1] + a.diag)
+                                x = -INFINITY;
+                        }
+                        s[mt][nt][e] = x;
+                        tmax[e >> 1] = fmaxf(tmax[e >> 1], x);
                     }
-                    s[nt][e] = x;
-                    tmax[e >> 1] = fmaxf(tmax[e >> 1], x);
                 }
-            }
-            float alpha[2], base[2];
+                float alpha[2], base[2];
 #pragma unroll
-            for (int x = 0; x < 2; x++) {
-                tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 1));
-                tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 2));
-                float m_new = fmaxf(m2[x], tmax[x]);
-                alpha[x] = m_new == -INFINITY ? 1.0f : exp2_approx(m2[x] - m_new);
-                base[x] = m_new == -INFINITY ? 0.0f : m_new;
-                m2[x] = m_new;
-                lsum[x] *= alpha[x];
-            }
-#pragma unroll
-            for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    s[nt][e] = exp2_approx(s[nt][e] - base[e >> 1]);
-                    lsum[e >> 1] += s[nt][e];
+                for (int x = 0; x < 2; x++) {
+                    tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 1));
+                    tmax[x] = fmaxf(tmax[x], __shfl_xor_sync(0xffffffffu, tmax[x], 2));
+                    float m_new = fmaxf(m2[mt][x], tmax[x]);
+                    alpha[x] = m_new == -INFINITY ? 1.0f : exp2_approx(m2[mt][x] - m_new);
+                    base[x] = m_new == -INFINITY ? 0.0f : m_new;
+                    m2[mt][x] = m_new;
+                    lsum[mt][x] *= alpha[x];
                 }
-            }
 #pragma unroll
-            for (int dt = 0; dt < DT; dt++) {
-                acc[dt][0] *= alpha[0];
-                acc[dt][1] *= alpha[0];
-                acc[dt][2] *= alpha[1];
-                acc[dt][3] *= alpha[1];
+                for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        s[mt][nt][e] = exp2_approx(s[mt][nt][e] - base[e >> 1]);
+                        lsum[mt][e >> 1] += s[mt][nt][e];
+                    }
+                }
+#pragma unroll
+                for (int dt = 0; dt < DT; dt++) {
+                    acc[mt][dt][0] *= alpha[0];
+                    acc[mt][dt][1] *= alpha[0];
+                    acc[mt][dt][2] *= alpha[1];
+                    acc[mt][dt][3] *= alpha[1];
+                }
             }
             /* O += P V: the accumulators of two key tiles of 8 are the A operand of 16 keys. */
 #pragma unroll
             for (int kc = 0; kc < BK / 16; kc++) {
-                uint32_t pa[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]),
-                                  pack_bf16(s[2 * kc][2], s[2 * kc][3]),
-                                  pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                                  pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+                uint32_t pa[MT][4];
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    pa[mt][0] = pack_bf16(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+                    pa[mt][1] = pack_bf16(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+                    pa[mt][2] = pack_bf16(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+                    pa[mt][3] = pack_bf16(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+                }
 #pragma unroll
                 for (int dp = 0; dp < D / 16; dp++) {
                     uint32_t b[4];
                     ldmatrix_x4_trans(b, vb + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD +
                                              dp * 16 + (lane >> 4) * 8);
-                    mma_bf16_16816(acc[2 * dp], pa, b[0], b[1]);
-                    mma_bf16_16816(acc[2 * dp + 1], pa, b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        mma_bf16_16816(acc[mt][2 * dp], pa[mt], b[0], b[1]);
+                        mma_bf16_16816(acc[mt][2 * dp + 1], pa[mt], b[2], b[3]);
+                    }
                 }
             }
         }
         __syncthreads(); /* every warp is done with this buffer before it is refilled */
     }
 
-#pragma unroll
-    for (int x = 0; x < 2; x++) {
-        lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 1);
-        lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 2);
-    }
     const size_t rows = (size_t)a.nq * a.n_heads;
 #pragma unroll
-    for (int x = 0; x < 2; x++) {
-        if (pr[x] >= total)
-            continue;
-        size_t row = (size_t)qi[x] * a.n_heads + kv_head * a.group + pr[x] % a.group;
-        float m_nat = m2[x] == -INFINITY ? -INFINITY : m2[x] * LN2;
-        float *o, *ml;
-        if (a.part) {
-            ml = a.part + ((size_t)split * rows + row) * (D + 2);
-            o = ml + 2;
-        } else {
-            ml = NULL;
-            o = a.o + row * D;
-        }
-        if (t4 == 0) {
-            if (ml) {
-                ml[0] = m_nat;
-                ml[1] = lsum[x];
-            } else {
-                a.m[row] = m_nat;
-                a.l[row] = lsum[x];
-            }
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            lsum[mt][x] += __shfl_xor_sync(0xffffffffu, lsum[mt][x], 1);
+            lsum[mt][x] += __shfl_xor_sync(0xffffffffu, lsum[mt][x], 2);
         }
 #pragma unroll
-        for (int dt = 0; dt < DT; dt++)
-            *reinterpret_cast<float2 *>(o + dt * 8 + 2 * t4) =
-                make_float2(acc[dt][2 * x], acc[dt][2 * x + 1]);
+        for (int x = 0; x < 2; x++) {
+            if (pr[mt][x] >= total)
+                continue;
+            size_t row = (size_t)qi[mt][x] * a.n_heads + kv_head * a.group + pr[mt][x] % a.group;
+            float m_nat = m2[mt][x] == -INFINITY ? -INFINITY : m2[mt][x] * LN2;
+            float *o, *ml;
+            if (a.part) {
+                ml = a.part + ((size_t)split * rows + row) * (D + 2);
+                o = ml + 2;
+            } else {
+                ml = NULL;
+                o = a.o + row * D;
+            }
+            if (t4 == 0) {
+                if (ml) {
+                    ml[0] = m_nat;
+                    ml[1] = lsum[mt][x];
+                } else {
+                    a.m[row] = m_nat;
+                    a.l[row] = lsum[mt][x];
+                }
+            }
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++)
+                *reinterpret_cast<float2 *>(o + dt * 8 + 2 * t4) =
+                    make_float2(acc[mt][dt][2 * x], acc[mt][dt][2 * x + 1]);
+        }
     }
 }
 
@@ -342,27 +400,34 @@ static int multiprocessors(void)
     return sms;
 }
 
-template <int D>
-static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
-                 const attn_keys *keys, float scale)
+/* Row tiles per warp: two where there are rows enough to fill the GPU with blocks of 128 (a
+ * prefill chunk), else one (decoding: a few rows, the blocks split the keys instead).
+ * STARINFER_ATTN_ROWS_PER_WARP=16 or 32 forces either, to compare them in one benchmark run. */
+static int row_tiles_per_warp(long rows)
+{
+    static int forced = -1;
+    if (forced < 0) {
+        const char *env = getenv("STARINFER_ATTN_ROWS_PER_WARP");
+        forced = env && !strcmp(env, "16") ? 1 : env && !strcmp(env, "32") ? 2 : 0;
+    }
+    if (forced)
+        return forced;
+    return rows >= 1024 ? 2 : 1;
+}
+
+template <int D, int MT>
+static void launch(const tile_args &base, attn_state *s, int nq, int n_heads, int n_kv_heads)
 {
     static int configured;
-    const size_t smem = tile_smem_bytes<D>();
+    const size_t smem = tile_smem_bytes<D, MT>();
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attn_tile_kernel<D>,
+        cudaCheck(cudaFuncSetAttribute(attn_tile_kernel<D, MT>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = 1;
     }
-    /* The tiles read 16 bytes at a time. */
-    if (((uintptr_t)q | (uintptr_t)keys->k | (uintptr_t)keys->v) % 16 || keys->kv_stride % 8)
-        si_fatal("attention: query or K/V rows not 16-byte aligned (kv_stride %d)",
-                 keys->kv_stride);
-    long reach = (long)nq - 1 + keys->diag + 1; /* keys any query row can see */
-    int nk = (int)(reach < keys->nk ? reach : keys->nk);
-    if (nk <= 0)
-        return;
-    int group = n_heads / n_kv_heads;
-    int q_tiles = (int)(((long)nq * group + BQ - 1) / BQ);
+    constexpr int BQ = rows_per_block<MT>();
+    int nk = base.nk;
+    int q_tiles = (int)(((long)nq * base.group + BQ - 1) / BQ);
     /* Enough splits for two blocks per multiprocessor, none shorter than four tiles. */
     int blocks = q_tiles * n_kv_heads;
     int want = (2 * multiprocessors() + blocks - 1) / blocks;
@@ -373,27 +438,14 @@ static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_he
     int split_len = ((nk + splits - 1) / splits + BK - 1) / BK * BK;
     splits = (nk + split_len - 1) / split_len;
 
-    tile_args a;
-    a.q = q;
-    a.nq = nq;
-    a.n_heads = n_heads;
-    a.group = group;
-    a.k = (const __nv_bfloat16 *)keys->k;
-    a.v = (const __nv_bfloat16 *)keys->v;
-    a.nk = nk;
-    a.kv_stride = keys->kv_stride;
-    a.diag = keys->diag;
-    a.scale_log2 = scale * LOG2E;
+    tile_args a = base;
     a.split_len = split_len;
-    a.m = s->m;
-    a.l = s->l;
-    a.o = s->o;
     size_t rows = (size_t)nq * n_heads;
     a.part = splits == 1 ? NULL
                          : (float *)cuda_scratch(SCRATCH_ATTN,
                                                  sizeof(float) * splits * rows * (D + 2));
     dim3 grid(q_tiles, n_kv_heads, splits);
-    attn_tile_kernel<D><<<grid, WARPS * 32, smem>>>(a);
+    attn_tile_kernel<D, MT><<<grid, WARPS * 32, smem>>>(a);
     cudaCheckLaunch("attn_tile");
     if (splits > 1) {
         int warps = 8;
@@ -401,6 +453,40 @@ static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_he
             s->m, s->l, s->o, a.part, (int)rows, splits, D);
         cudaCheckLaunch("attn_merge_splits");
     }
+}
+
+template <int D>
+static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                 const attn_keys *keys, float scale)
+{
+    /* The tiles read 16 bytes at a time. */
+    if (((uintptr_t)q | (uintptr_t)keys->k | (uintptr_t)keys->v) % 16 || keys->kv_stride % 8)
+        si_fatal("attention: query or K/V rows not 16-byte aligned (kv_stride %d)",
+                 keys->kv_stride);
+    long reach = (long)nq - 1 + keys->diag + 1; /* keys any query row can see */
+    int nk = (int)(reach < keys->nk ? reach : keys->nk);
+    if (nk <= 0)
+        return;
+    tile_args a;
+    a.q = q;
+    a.nq = nq;
+    a.n_heads = n_heads;
+    a.group = n_heads / n_kv_heads;
+    a.k = (const __nv_bfloat16 *)keys->k;
+    a.v = (const __nv_bfloat16 *)keys->v;
+    a.nk = nk;
+    a.kv_stride = keys->kv_stride;
+    a.diag = keys->diag;
+    a.scale_log2 = scale * LOG2E;
+    a.split_len = 0;
+    a.m = s->m;
+    a.l = s->l;
+    a.o = s->o;
+    a.part = NULL;
+    if (row_tiles_per_warp((long)nq * a.group) == 2)
+        launch<D, 2>(a, s, nq, n_heads, n_kv_heads);
+    else
+        launch<D, 1>(a, s, nq, n_heads, n_kv_heads);
 }
 
 void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,

@@ -13,7 +13,7 @@ extern "C" {
 
 /* Device scratch that grows on demand (never on the hot path once warmed up). */
 void *cuda_scratch(int slot, size_t bytes);
-enum { SCRATCH_IDS = 0, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_COUNT };
+enum { SCRATCH_IDS = 0, SCRATCH_POS, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_COUNT };
 /* Host ints (token ids or positions) copied to device scratch. */
 const int *cuda_upload_ints(int slot, const int *host, int n);
 

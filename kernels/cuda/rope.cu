@@ -1,5 +1,8 @@
 /* Rotary embedding, rotate-half convention, angle pos * inv_freq[j] rounded to fp32 as the
  * reference computes it (then sin/cos in fp32). One thread per (token, frequency). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -22,10 +25,30 @@ __global__ void rope_kernel(float *x, const int *pos, int n, int row, int n_head
     }
 }
 
+/* The queries and keys of every layer of a forward share their positions: they are uploaded once
+ * and reused while unchanged, since a copy from pageable memory waits for the GPU to drain, and
+ * two such waits per layer leave it idle between kernels when decoding. */
+static const int *positions_on_device(const int *pos, int n)
+{
+    static int *last, count, capacity;
+    static const int *dev;
+    if (dev && n == count && !memcmp(pos, last, sizeof(int) * (size_t)n))
+        return dev;
+    if (n > capacity) {
+        free(last);
+        last = (int *)mallocCheck(sizeof(int) * (size_t)n, "rope positions");
+        capacity = n;
+    }
+    memcpy(last, pos, sizeof(int) * (size_t)n);
+    count = n;
+    dev = cuda_upload_ints(SCRATCH_POS, pos, n);
+    return dev;
+}
+
 void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                const float *inv_freq)
 {
-    const int *d_pos = cuda_upload_ints(SCRATCH_IDS, pos, n);
+    const int *d_pos = positions_on_device(pos, n);
     int threads = n * (head_dim / 2);
     rope_kernel<<<(threads + 255) / 256, 256>>>(x, d_pos, n, row, n_heads, head_dim, inv_freq);
     cudaCheckLaunch("rope");
