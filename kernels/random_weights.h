@@ -1,7 +1,8 @@
 /* Seeded pseudo-random weights that every backend generates where it computes, element by element
  * from a counter-based hash (splitmix64 of the seed and the element's index), so that the CPU and
  * a GPU fill a tensor with the same values (before rounding to the backend's format) and no host
- * copy of a large model is ever made. For benchmarks: the values are random, not a trained model. */
+ * copy of a large model is ever made. For benchmarks: the values are random, not a trained
+ * model. */
 #ifndef STARINFER_KERNELS_RANDOM_WEIGHTS_H
 #define STARINFER_KERNELS_RANDOM_WEIGHTS_H
 

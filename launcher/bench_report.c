@@ -29,7 +29,7 @@ static const char *name_of(const bench_record *b)
 
 void bench_print_table_header(FILE *f)
 {
-    fprintf(f, "| model | attn | ranks | context | block | anchor | ttft s | prefill t/s | "
+    fprintf(f, "| shape | attn | ranks | context | block | anchor | ttft s | prefill t/s | "
                "prefill roofline %% | decode t/s | decode roofline %% | merge ms/layer | "
                "peak GiB |\n");
     fprintf(f, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "

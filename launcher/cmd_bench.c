@@ -82,8 +82,10 @@ static int bench_flag(bench_opts *o, const char *flag, const char *value, si_err
         const char *flag;
         int *out;
         long min;
-    } counts[] = {{"--query-tokens", &o->query_tokens, 1}, {"--decode-tokens", &o->decode_tokens, 1},
-                  {"--repeat", &o->repeat, 1},             {"--warmup", &o->warmup, 0}};
+    } counts[] = {{"--query-tokens", &o->query_tokens, 1},
+                  {"--decode-tokens", &o->decode_tokens, 1},
+                  {"--repeat", &o->repeat, 1},
+                  {"--warmup", &o->warmup, 0}};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         if (!strcmp(flag, counts[i].flag)) {
             long n;
@@ -248,11 +250,13 @@ static int bench_config(bench_run *br, const bench_opts *o, int n_ctx, int block
                    measured ? "repeat" : "warm-up", measured ? i - o->warmup + 1 : i + 1,
                    measured ? o->repeat : o->warmup);
         request_result_free(&res);
-        if (request_run(br->m, MPI_COMM_WORLD, &r, &ro, &res, &err) != 0) {
+        int rc = request_run(br->m, MPI_COMM_WORLD, &r, &ro, &res, &err);
+        if (res.block) /* resolved by the runtime, also when the plan was refused */
+            b.block = res.block, b.anchor = res.anchor, b.active_ranks = res.n_active;
+        if (rc != 0) {
             b.error = err.msg;
             break;
         }
-        b.block = res.block, b.anchor = res.anchor, b.active_ranks = res.n_active;
         if (rank == 0) {
             si_log("bench: time to first token %.3f s, decode %d tokens in %.3f s", res.ttft_s,
                    res.gen.n_tokens, res.gen.seconds);

@@ -11,7 +11,7 @@ static const char *usage =
     "  run        answer a query over a long context with Star Attention across MPI ranks\n"
     "  eval       answer a JSONL file of requests, appending one result per line\n"
     "  generate   run a prompt on one process with global attention\n"
-    "  bench      time the runtime over context lengths, block and anchor sizes, with the roofline\n"
+    "  bench      time the runtime over context lengths, block and anchor sizes (roofline beside)\n"
     "  --version  print the version\n"
     "Run 'starinfer <command> --help' for a command's options.\n";
 

@@ -240,7 +240,7 @@ eval_unreadable_requests)
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --json "$tmp/bench.jsonl"
-  grep -qF "| model | attn | ranks |" "$tmp/out" || fail "no markdown table on stdout"
+  grep -qF "| shape | attn | ranks |" "$tmp/out" || fail "no markdown table on stdout"
   [[ $(grep -c "^| tiny | star | 2 |" "$tmp/out") == 4 ]] || fail "expected 4 table rows"
   says "repeat 2/2"
   python3 - "$tmp/bench.jsonl" <<'PY' || fail "the JSON lines lack fields or hold bad values"
@@ -293,6 +293,17 @@ assert [r["context"] for r in recs] == [64, 67108864, 96]
 assert "error" not in recs[0] and "error" not in recs[2] and recs[2]["ttft_s"]["mean"] > 0
 assert "memory" in recs[1]["error"] and recs[1]["ttft_s"] is None
 PY
+  ;;
+bench_model_dir)
+  # A model directory instead of a shape: its own weights, random token ids.
+  expect 0 "${mpirun[@]}" -np 2 "$bin" bench --model "$model" --lengths 96 --repeat 1 \
+    --query-tokens 4 --decode-tokens 3 --json -
+  json "d['model'] == '$model' and d['shape'] is None and d['ranks'] == 2 and \
+d['ttft_s']['mean'] > 0 and d['decode_tokens_per_s']['mean'] > 0"
+  ;;
+bench_unwritable_json)
+  expect 1 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 64 --json "$tmp/no/such/dir.jsonl"
+  says "--json"; says "$tmp/no/such/dir.jsonl"
   ;;
 bench_unknown_shape)
   expect 1 "${mpirun[@]}" -np 1 "$bin" bench --shape llama-9 --lengths 64
