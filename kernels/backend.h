@@ -10,6 +10,7 @@
 #define STARINFER_KERNELS_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -78,6 +79,22 @@ typedef struct backend {
                             int head_dim, const attn_keys *keys, float scale);
     /* out[r] = o[r] / l[r] (zero where l = 0: a row that saw no key). OUT may alias s->o. */
     void (*attn_finalize)(float *out, const attn_state *s, int rows, int head_dim);
+
+    /* For benchmarks. COUNT weights at DST set to SCALE * random_weight_unit(SEED, i)
+     * (kernels/random_weights.h) in the backend's weight format: the same values everywhere. */
+    void (*weight_random)(void *dst, size_t count, uint64_t seed, float scale);
+    /* Returns once every operation issued so far has finished: call it before reading a timer. */
+    void (*synchronize)(void);
+    /* Bytes held through alloc and the backend's own scratch: the high-water mark since the last
+     * mem_peak_reset, which restarts it from what is held now. */
+    size_t (*mem_peak)(void);
+    void (*mem_peak_reset)(void);
+    /* Rates measured now, for the roofline: a large matrix product (bf16 GEMM through cuBLAS on
+     * CUDA, BLAS sgemm on the CPU) in FLOP/s, and a large copy in bytes read + written per s. */
+    double (*matmul_rate)(void);
+    double (*copy_rate)(void);
+    /* The device's name ("NVIDIA H100 80GB HBM3", or the CPU's model name). */
+    void (*device_name)(char *buf, size_t len);
 } backend;
 
 const backend *backend_cpu(void);

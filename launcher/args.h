@@ -41,6 +41,8 @@ int gen_flags_switch(gen_flags *g, const char *flag);
 typedef struct {
     request_opts req;
     const char *model_dir;
+    const char *shape;    /* bench: a named model shape (model/shapes.h) instead of --model */
+    uint64_t weight_seed; /* bench: the seed of that shape's random weights */
     device_kind device;
     int share_gpus;
 } star_flags;

@@ -11,6 +11,7 @@ static const char *usage =
     "  run        answer a query over a long context with Star Attention across MPI ranks\n"
     "  eval       answer a JSONL file of requests, appending one result per line\n"
     "  generate   run a prompt on one process with global attention\n"
+    "  bench      time the runtime over context lengths, block and anchor sizes (roofline beside)\n"
     "  --version  print the version\n"
     "Run 'starinfer <command> --help' for a command's options.\n";
 
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval"))
         return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "bench"))
+        return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "starinfer: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }

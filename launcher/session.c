@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "model/shapes.h"
 #include "runtime/mpi_check.h"
 
 int session_open(session *s, star_flags *flags)
@@ -9,7 +10,8 @@ int session_open(session *s, star_flags *flags)
     memset(s, 0, sizeof *s);
     s->rank = mpi_rank();
     si_error err;
-    int ok = model_load(&s->m, flags->model_dir, &err) == 0;
+    int ok = (flags->shape ? model_shape_init(&s->m, flags->shape, &err)
+                           : model_load(&s->m, flags->model_dir, &err)) == 0;
     s->loaded = ok;
     if (ok) {
         int local, local_size;
@@ -21,7 +23,10 @@ int session_open(session *s, star_flags *flags)
         si_log("error: %s", err.msg);
     if (!mpi_all_ok(ok))
         return -1;
-    backend_weights_upload(&s->w, &s->m.cfg, &s->m.w, s->m.inv_freq, s->be);
+    if (flags->shape)
+        backend_weights_random(&s->w, &s->m.cfg, s->m.inv_freq, s->be, flags->weight_seed);
+    else
+        backend_weights_upload(&s->w, &s->m.cfg, &s->m.w, s->m.inv_freq, s->be);
     flags->req.be = s->be;
     /* Longer chunks keep a GPU's matrix units busy; on the CPU they only cost memory. */
     if (!flags->req.chunk)

@@ -16,7 +16,8 @@ typedef struct {
     int loaded;
 } session;
 
-/* Returns 0 when every rank is ready; fills FLAGS->req's backend and weights. */
+/* Returns 0 when every rank is ready; fills FLAGS->req's backend and weights. With FLAGS->shape
+ * the model is that shape with seeded random weights made on the backend. */
 int session_open(session *s, star_flags *flags);
 void session_close(session *s);
 

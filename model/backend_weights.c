@@ -1,13 +1,18 @@
 #include "model/backend_weights.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The tensors of W in a fixed order, with their element counts; DST the matching slots. */
+#include "kernels/random_weights.h"
+
+/* The tensors of W (NULL: no host tensors) in a fixed order, with their element counts and
+ * fan-in (0 for a norm's scale); DST the matching slots. */
 typedef struct {
     const float *src;
     const void **dst;
     size_t count;
+    size_t fan_in;
 } tensor_slot;
 
 static int list_tensors(tensor_slot *s, const model_config *c, const model_weights *w,
@@ -16,23 +21,24 @@ static int list_tensors(tensor_slot *s, const model_config *c, const model_weigh
     size_t hid = c->hidden_size, inter = c->intermediate_size, vocab = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     int n = 0;
-    s[n++] = (tensor_slot){w->embed, &bw->embed, vocab * hid};
-    s[n++] = (tensor_slot){w->norm, &bw->norm, hid};
+    s[n++] = (tensor_slot){w ? w->embed : NULL, &bw->embed, vocab * hid, hid};
+    s[n++] = (tensor_slot){w ? w->norm : NULL, &bw->norm, hid, 0};
     if (!c->tie_word_embeddings)
-        s[n++] = (tensor_slot){w->lm_head, &bw->lm_head, vocab * hid};
+        s[n++] = (tensor_slot){w ? w->lm_head : NULL, &bw->lm_head, vocab * hid, hid};
     for (int l = 0; l < c->n_layers; l++) {
-        const layer_weights *lw = &w->layers[l];
+        const layer_weights *lw = w ? &w->layers[l] : NULL;
         layer_tensors *lt = &bw->layers[l];
-#define SLOT(field, n_elems) s[n++] = (tensor_slot){lw->field, &lt->field, (n_elems)}
-        SLOT(attn_norm, hid);
-        SLOT(wq, qd * hid);
-        SLOT(wk, kvd * hid);
-        SLOT(wv, kvd * hid);
-        SLOT(wo, hid * qd);
-        SLOT(mlp_norm, hid);
-        SLOT(w_gate, inter * hid);
-        SLOT(w_up, inter * hid);
-        SLOT(w_down, hid * inter);
+#define SLOT(field, n_elems, fan_in)                                                               \
+    s[n++] = (tensor_slot){lw ? lw->field : NULL, &lt->field, (n_elems), (fan_in)}
+        SLOT(attn_norm, hid, 0);
+        SLOT(wq, qd * hid, hid);
+        SLOT(wk, kvd * hid, hid);
+        SLOT(wv, kvd * hid, hid);
+        SLOT(wo, hid * qd, qd);
+        SLOT(mlp_norm, hid, 0);
+        SLOT(w_gate, inter * hid, hid);
+        SLOT(w_up, inter * hid, hid);
+        SLOT(w_down, hid * inter, inter);
 #undef SLOT
     }
     return n;
@@ -55,13 +61,17 @@ static size_t total_elems(const model_config *c)
     return heads + hid + layer * c->n_layers;
 }
 
-size_t backend_weights_bytes(const model_config *cfg, const backend *be)
+/* Bytes of one backend allocation holding every tensor and the RoPE frequencies. */
+static size_t block_bytes(const model_config *cfg, const backend *be)
 {
-    if (be->host_memory)
-        return 0;
     size_t n_tensors = 3 + 9 * (size_t)cfg->n_layers;
     return total_elems(cfg) * be->weight_size + n_tensors * TENSOR_ALIGN +
            sizeof(float) * (cfg->head_dim / 2);
+}
+
+size_t backend_weights_bytes(const model_config *cfg, const backend *be)
+{
+    return be->host_memory ? 0 : block_bytes(cfg, be);
 }
 
 void backend_weights_upload(backend_weights *bw, const model_config *cfg, const model_weights *w,
@@ -76,7 +86,7 @@ void backend_weights_upload(backend_weights *bw, const model_config *cfg, const 
             *slots[i].dst = slots[i].src;
         bw->inv_freq = inv_freq;
     } else {
-        bw->bytes = backend_weights_bytes(cfg, be);
+        bw->bytes = block_bytes(cfg, be);
         bw->block = be->alloc(bw->bytes, "weights");
         char *cursor = bw->block;
         for (int i = 0; i < n; i++) {
@@ -89,6 +99,36 @@ void backend_weights_upload(backend_weights *bw, const model_config *cfg, const 
     }
     if (cfg->tie_word_embeddings)
         bw->lm_head = bw->embed;
+    free(slots);
+}
+
+void backend_weights_random(backend_weights *bw, const model_config *cfg, const float *inv_freq,
+                            const backend *be, uint64_t seed)
+{
+    memset(bw, 0, sizeof *bw);
+    bw->layers = callocCheck(cfg->n_layers, sizeof *bw->layers, "layer table");
+    tensor_slot *slots = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *slots, "tensor list");
+    int n = list_tensors(slots, cfg, NULL, bw);
+    float *ones = mallocCheck(sizeof(float) * cfg->hidden_size, "norm scales");
+    for (int i = 0; i < cfg->hidden_size; i++)
+        ones[i] = 1.0f;
+    bw->bytes = block_bytes(cfg, be);
+    bw->block = be->alloc(bw->bytes, "weights");
+    char *cursor = bw->block;
+    for (int i = 0; i < n; i++) {
+        if (slots[i].fan_in)
+            be->weight_random(cursor, slots[i].count, splitmix64(seed) + (uint64_t)i,
+                              1.0f / sqrtf((float)slots[i].fan_in));
+        else
+            be->weight_upload(cursor, ones, slots[i].count);
+        *slots[i].dst = cursor;
+        cursor += padded(slots[i].count * be->weight_size);
+    }
+    be->to_device(cursor, inv_freq, sizeof(float) * (cfg->head_dim / 2));
+    bw->inv_freq = (const float *)cursor;
+    if (cfg->tie_word_embeddings)
+        bw->lm_head = bw->embed;
+    free(ones);
     free(slots);
 }
 

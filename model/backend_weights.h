@@ -3,6 +3,8 @@
 #ifndef STARINFER_MODEL_BACKEND_WEIGHTS_H
 #define STARINFER_MODEL_BACKEND_WEIGHTS_H
 
+#include <stdint.h>
+
 #include "kernels/backend.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -23,6 +25,11 @@ typedef struct {
 size_t backend_weights_bytes(const model_config *cfg, const backend *be);
 void backend_weights_upload(backend_weights *bw, const model_config *cfg, const model_weights *w,
                             const float *inv_freq, const backend *be);
+/* Seeded random weights made directly on BE, in one allocation (also on the CPU): tensor i
+ * (in a fixed order) uniform in +-1/sqrt(fan_in) from seed splitmix64(SEED) + i, the norms' scales
+ * 1. For benchmarks of a model shape without its checkpoint. */
+void backend_weights_random(backend_weights *bw, const model_config *cfg, const float *inv_freq,
+                            const backend *be, uint64_t seed);
 void backend_weights_free(backend_weights *bw, const backend *be);
 
 #endif

@@ -51,6 +51,8 @@ static int judge(const model *m, const gen_params *p, gen_result *out)
 {
     if (!p->ignore_eos && model_config_is_eos(&m->cfg, out->tokens[out->n_tokens - 1]))
         return GEN_EOS;
+    if (!m->tok) /* a model without a tokenizer (benchmarks): token ids only, no text */
+        return out->n_tokens >= p->max_new_tokens ? GEN_LENGTH : GEN_GOING;
     free(out->text);
     out->text = tokenizer_decode(m->tok, out->tokens, out->n_tokens, 1);
     long cut = find_stop(p, out->text);
@@ -91,11 +93,11 @@ void generate_tokens(const model *m, const float *logits, int pos, const gen_par
     }
     out->seconds = timer_now() - t0;
     out->finish = finish_names[state];
-    if (!out->text || state == GEN_EOS) {
+    if (m->tok && (!out->text || state == GEN_EOS)) {
         free(out->text);
         out->text = tokenizer_decode(m->tok, out->tokens, out->n_tokens, 1);
     }
-    if (d->is_root && d->stream) {
+    if (d->is_root && d->stream && out->text) {
         stream_text(d->stream, out->text, &printed, 0, 1);
         fputc('\n', d->stream);
         fflush(d->stream);

@@ -87,33 +87,37 @@ static int check_memory(const backend *be, size_t need, int rank, si_error *err)
                         avail / 1048576.0);
 }
 
-/* The weights' bytes where this rank computes. */
+/* The weights' bytes where this rank computes: the backend's own allocation, or the loaded host
+ * tensors that a host-memory backend uses in place. */
 static size_t weights_bytes(const model *m, const request_opts *o)
 {
-    return o->be->host_memory ? m->w.bytes : o->w->bytes;
+    return o->w->block ? o->w->bytes : m->w.bytes;
 }
 
 typedef struct {
-    double phase1, phase2, merge, mem;
+    double phase1, phase2, merge, mem, merge_decode, peak;
     int ctx_tokens;
 } rank_stats;
+#define N_STATS 6
 
 static void gather_stats(MPI_Comm comm, const rank_stats *mine, request_result *res)
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    double send[4] = {mine->phase1, mine->phase2, mine->merge, mine->mem};
-    double *all = rank == 0 ? mallocCheck(sizeof(double) * 4 * res->n_ranks, "stats") : NULL;
+    double send[N_STATS] = {mine->phase1, mine->phase2,       mine->merge,
+                            mine->mem,    mine->merge_decode, mine->peak};
+    double *all = rank == 0 ? mallocCheck(sizeof(double) * N_STATS * res->n_ranks, "stats") : NULL;
     res->ctx_tokens = rank == 0 ? mallocCheck(sizeof(int) * res->n_ranks, "stats") : NULL;
-    mpiCheck(MPI_Gather(send, 4, MPI_DOUBLE, all, 4, MPI_DOUBLE, 0, comm));
+    mpiCheck(MPI_Gather(send, N_STATS, MPI_DOUBLE, all, N_STATS, MPI_DOUBLE, 0, comm));
     mpiCheck(MPI_Gather(&mine->ctx_tokens, 1, MPI_INT, res->ctx_tokens, 1, MPI_INT, 0, comm));
     if (rank != 0)
         return;
-    double **cols[] = {&res->phase1_s, &res->phase2_s, &res->merge_s, &res->mem_bytes};
-    for (int c = 0; c < 4; c++) {
+    double **cols[N_STATS] = {&res->phase1_s, &res->phase2_s,       &res->merge_s,
+                              &res->mem_bytes, &res->merge_decode_s, &res->peak_bytes};
+    for (int c = 0; c < N_STATS; c++) {
         *cols[c] = mallocCheck(sizeof(double) * res->n_ranks, "stats");
         for (int r = 0; r < res->n_ranks; r++)
-            (*cols[c])[r] = all[r * 4 + c];
+            (*cols[c])[r] = all[r * N_STATS + c];
     }
     free(all);
 }
@@ -156,34 +160,40 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     star_phase1(&e, r->ctx);
     const float *logits = star_phase2(&e, r->query, r->n_query, FORWARD_LOGITS_LAST);
     res->ttft_s = timer_now() - t0;
+    double merge_prefill = e.mg.seconds;
     if (star_engine_active(&e)) {
         gen_driver d = {.step = star_step, .agree = star_agree, .user = &e, .is_root = rank == 0,
                         .stream = rank == 0 ? o->stream : NULL};
         generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
     }
-    *st = (rank_stats){e.phase1_s, e.phase2_s, e.mg.seconds,
-                       (double)(weights_bytes(m, o) + e.bytes), plan.ctx_len};
+    *st = (rank_stats){.phase1 = e.phase1_s, .phase2 = e.phase2_s, .merge = e.mg.seconds,
+                       .mem = (double)(weights_bytes(m, o) + e.bytes),
+                       .merge_decode = e.mg.seconds - merge_prefill, .ctx_tokens = plan.ctx_len};
     star_engine_free(&e);
     return 0;
 }
 
 /* The baseline: rank 0 alone runs ordinary attention over context and query. */
-static void run_global(const model *m, MPI_Comm comm, const request_ids *r,
-                       const request_opts *o, const gen_params *gen, request_result *res,
-                       rank_stats *st)
+static int run_global(const model *m, MPI_Comm comm, const request_ids *r, const request_opts *o,
+                      const gen_params *gen, request_result *res, rank_stats *st, si_error *err)
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
     res->n_active = 1;
     res->n_blocks = 1;
+    int capacity = r->n_ctx + r->n_query + r->max_new_tokens;
+    size_t bytes = global_runner_bytes(&m->cfg, o->be, capacity, o->chunk);
+    if (!all_ok(comm, rank != 0 || check_memory(o->be, bytes, rank, err) == 0)) {
+        if (rank != 0)
+            si_error_set(err, "rank 0 cannot fit global attention in memory (see its message)");
+        return -1;
+    }
     if (rank != 0)
-        return;
+        return 0;
     if (res->n_ranks > 1)
         si_warn("--attn global runs on rank 0 alone; ranks 1..%d stay idle", res->n_ranks - 1);
-    int capacity = r->n_ctx + r->n_query + r->max_new_tokens;
     global_runner g;
     global_runner_init(&g, &m->cfg, o->w, o->be, capacity, o->chunk);
-    size_t bytes = global_runner_bytes(&m->cfg, o->be, capacity, o->chunk);
     double t0 = timer_now();
     global_prefill(&g, r->ctx, r->n_ctx, 0);
     double t1 = timer_now();
@@ -191,9 +201,10 @@ static void run_global(const model *m, MPI_Comm comm, const request_ids *r,
     res->ttft_s = timer_now() - t0;
     gen_driver d = {.step = global_step, .user = &g, .is_root = 1, .stream = o->stream};
     generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
-    *st = (rank_stats){t1 - t0, res->ttft_s - (t1 - t0), 0, (double)(weights_bytes(m, o) + bytes),
-                       r->n_ctx};
+    *st = (rank_stats){.phase1 = t1 - t0, .phase2 = res->ttft_s - (t1 - t0),
+                       .mem = (double)(weights_bytes(m, o) + bytes), .ctx_tokens = r->n_ctx};
     global_runner_free(&g);
+    return 0;
 }
 
 int request_run(const model *m, MPI_Comm comm, const request_ids *r, const request_opts *o,
@@ -210,10 +221,13 @@ int request_run(const model *m, MPI_Comm comm, const request_ids *r, const reque
     gen_params gen = o->gen;
     gen.max_new_tokens = r->max_new_tokens;
     rank_stats st = {0};
-    if (o->attn == ATTN_GLOBAL)
-        run_global(m, comm, r, o, &gen, res, &st);
-    else if (run_star(m, comm, r, o, &gen, res, &st, err) != 0)
+    o->be->mem_peak_reset();
+    int rc = o->attn == ATTN_GLOBAL ? run_global(m, comm, r, o, &gen, res, &st, err)
+                                    : run_star(m, comm, r, o, &gen, res, &st, err);
+    if (rc != 0)
         return -1;
+    /* The high-water mark of what the backend held, plus host weights it used in place. */
+    st.peak = (double)(o->be->mem_peak() + (o->w->block ? 0 : m->w.bytes));
     gather_stats(comm, &st, res);
     return 0;
 }
@@ -225,6 +239,8 @@ void request_result_free(request_result *res)
     free(res->phase2_s);
     free(res->merge_s);
     free(res->mem_bytes);
+    free(res->merge_decode_s);
+    free(res->peak_bytes);
     free(res->ctx_tokens);
     memset(res, 0, sizeof *res);
 }

@@ -42,7 +42,9 @@ typedef struct {
     double ttft_s; /* time to first token: phase 1 + phase 2 on the slowest rank */
     /* per rank, on rank 0: [n_ranks] */
     double *phase1_s, *phase2_s, *merge_s;
-    double *mem_bytes;
+    double *mem_bytes;      /* the memory plan: weights, KV cache, activations */
+    double *merge_decode_s; /* the part of merge_s spent while decoding, after the first token */
+    double *peak_bytes;     /* the backend's high-water mark during the request */
     int *ctx_tokens;
 } request_result;
 

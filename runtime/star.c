@@ -108,6 +108,7 @@ void star_phase1(star_engine *e, const int *ctx)
             last_log = now;
         }
     }
+    e->o.be->synchronize(); /* the device's queue holds phase 1 until here */
     e->phase1_s = timer_now() - t0;
 }
 

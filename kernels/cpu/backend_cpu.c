@@ -4,10 +4,23 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/mem_track.h"
 
 static void *cpu_alloc(size_t bytes, const char *what)
 {
-    return mallocCheck(bytes, what);
+    void *p = mallocCheck(bytes, what);
+    mem_track_add(p, bytes);
+    return p;
+}
+
+static void cpu_free(void *p)
+{
+    mem_track_remove(p);
+    free(p);
+}
+
+static void cpu_synchronize(void)
+{
 }
 
 static void cpu_copy(void *dst, const void *src, size_t bytes)
@@ -47,9 +60,9 @@ static const backend cpu_backend = {
     .kv_size = sizeof(float),
     .mem_available = cpu_mem_available,
     .alloc = cpu_alloc,
-    .free = free,
+    .free = cpu_free,
     .host_alloc = cpu_alloc,
-    .host_free = free,
+    .host_free = cpu_free,
     .to_device = cpu_copy,
     .to_host = cpu_copy,
     .weight_upload = cpu_weight_upload,
@@ -63,6 +76,13 @@ static const backend cpu_backend = {
     .attn_init = cpu_attn_init,
     .attn_accumulate = cpu_attn_accumulate,
     .attn_finalize = cpu_attn_finalize,
+    .weight_random = cpu_weight_random,
+    .synchronize = cpu_synchronize,
+    .mem_peak = mem_track_peak,
+    .mem_peak_reset = mem_track_reset_peak,
+    .matmul_rate = cpu_matmul_rate,
+    .copy_rate = cpu_copy_rate,
+    .device_name = cpu_device_name,
 };
 
 const backend *backend_cpu(void)

@@ -16,5 +16,9 @@ void cpu_attn_init(attn_state *s, int rows, int head_dim);
 void cpu_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                          int head_dim, const attn_keys *keys, float scale);
 void cpu_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
+void cpu_weight_random(void *dst, size_t count, uint64_t seed, float scale);
+double cpu_matmul_rate(void);
+double cpu_copy_rate(void);
+void cpu_device_name(char *buf, size_t len);
 
 #endif

@@ -7,6 +7,7 @@
 #include "kernels/convert.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/mem_track.h"
 
 static void *scratch[SCRATCH_COUNT];
 static size_t scratch_bytes[SCRATCH_COUNT];
@@ -15,9 +16,11 @@ void *cuda_scratch(int slot, size_t bytes)
 {
     if (bytes > scratch_bytes[slot]) {
         cudaCheck(cudaDeviceSynchronize()); /* the old buffer may still be read */
+        mem_track_remove(scratch[slot]);
         cudaCheck(cudaFree(scratch[slot]));
         size_t grown = bytes + bytes / 4;
         cudaCheck(cudaMalloc(&scratch[slot], grown));
+        mem_track_add(scratch[slot], grown);
         scratch_bytes[slot] = grown;
     }
     return scratch[slot];
@@ -48,12 +51,19 @@ static void *cuda_alloc(size_t bytes, const char *what)
                  "  HINT: use more GPUs, a smaller --block-size or --chunk",
                  bytes / 1048576.0, dev, what, cudaGetErrorString(rc));
     }
+    mem_track_add(p, bytes);
     return p;
 }
 
 static void cuda_free(void *p)
 {
+    mem_track_remove(p);
     cudaCheck(cudaFree(p));
+}
+
+static void cuda_synchronize(void)
+{
+    cudaCheck(cudaDeviceSynchronize());
 }
 
 static void *cuda_host_alloc(size_t bytes, const char *what)
@@ -118,6 +128,13 @@ static backend cuda_backend = {
     .attn_init = cuda_attn_init,
     .attn_accumulate = cuda_attn_accumulate,
     .attn_finalize = cuda_attn_finalize,
+    .weight_random = cuda_weight_random,
+    .synchronize = cuda_synchronize,
+    .mem_peak = mem_track_peak,
+    .mem_peak_reset = mem_track_reset_peak,
+    .matmul_rate = cuda_matmul_rate,
+    .copy_rate = cuda_copy_rate,
+    .device_name = cuda_device_name,
 };
 
 extern "C" int backend_cuda_device_count(void)

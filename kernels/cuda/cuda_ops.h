@@ -31,6 +31,10 @@ void cuda_attn_init(attn_state *s, int rows, int head_dim);
 void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                           int head_dim, const attn_keys *keys, float scale);
 void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
+void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
+double cuda_matmul_rate(void);
+double cuda_copy_rate(void);
+void cuda_device_name(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/mem_track.h"
 
 #define WORKSPACE_BYTES (32u << 20)
 #define PLAN_CACHE 64
@@ -28,6 +29,7 @@ void cuda_gemm_init(void)
 {
     cublasCheck(cublasLtCreate(&lt));
     cudaCheck(cudaMalloc(&workspace, WORKSPACE_BYTES));
+    mem_track_add(workspace, WORKSPACE_BYTES);
 }
 
 static void plan_destroy(gemm_plan *p)
@@ -90,4 +92,39 @@ void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int
     float one = 1.0f, zero = 0.0f;
     cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, xb, p->b, &zero, out, p->c, out, p->c,
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
+}
+
+/* The bf16 matrix rate of this GPU, through the same cuBLASLt path as the model's products (bf16
+ * operands, fp32 accumulation and output): a square product of N, timed with CUDA events. */
+double cuda_matmul_rate(void)
+{
+    const int n = 8192, warmup = 3, runs = 20;
+    size_t elems = (size_t)n * n;
+    void *a, *b, *c;
+    cudaCheck(cudaMalloc(&a, 2 * elems));
+    cudaCheck(cudaMalloc(&b, 2 * elems));
+    cudaCheck(cudaMalloc(&c, 4 * elems));
+    cuda_weight_random(a, elems, 1, 1.0f);
+    cuda_weight_random(b, elems, 2, 1.0f);
+    const gemm_plan *p = plan_for(n, n, n);
+    float one = 1.0f, zero = 0.0f;
+    cudaEvent_t start, stop;
+    cudaCheck(cudaEventCreate(&start));
+    cudaCheck(cudaEventCreate(&stop));
+    for (int i = 0; i < warmup + runs; i++) {
+        if (i == warmup)
+            cudaCheck(cudaEventRecord(start));
+        cublasCheck(cublasLtMatmul(lt, p->op, &one, a, p->a, b, p->b, &zero, c, p->c, c, p->c,
+                                   &p->algo, workspace, WORKSPACE_BYTES, 0));
+    }
+    cudaCheck(cudaEventRecord(stop));
+    cudaCheck(cudaEventSynchronize(stop));
+    float ms = 0;
+    cudaCheck(cudaEventElapsedTime(&ms, start, stop));
+    cudaCheck(cudaEventDestroy(start));
+    cudaCheck(cudaEventDestroy(stop));
+    cudaCheck(cudaFree(a));
+    cudaCheck(cudaFree(b));
+    cudaCheck(cudaFree(c));
+    return 2.0 * n * (double)n * n * runs / (ms * 1e-3);
 }

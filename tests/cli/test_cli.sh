@@ -237,6 +237,86 @@ eval_unreadable_requests)
     --out "$tmp/results.jsonl"
   says "--requests"; says "$tmp/none.jsonl"
   ;;
+bench_star_np2_json)
+  expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
+    --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --json "$tmp/bench.jsonl"
+  grep -qF "| shape | attn | ranks |" "$tmp/out" || fail "no markdown table on stdout"
+  [[ $(grep -c "^| tiny | star | 2 |" "$tmp/out") == 4 ]] || fail "expected 4 table rows"
+  says "repeat 2/2"
+  python3 - "$tmp/bench.jsonl" <<'PY' || fail "the JSON lines lack fields or hold bad values"
+import json, sys
+fields = {"tool", "shape", "model", "device", "gpu", "attn", "ranks", "active_ranks", "context",
+          "block", "anchor", "query_tokens", "decode_tokens", "repeat", "ttft_s",
+          "decode_tokens_per_s", "merge_ms_per_layer", "phase1_s", "phase2_s",
+          "peak_gib_per_rank", "roofline", "git_commit", "command"}
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [(r["context"], r["anchor"]) for r in recs] == [(128, 32), (128, 64), (256, 32), (256, 64)]
+for r in recs:
+    assert set(r) == fields, set(r) ^ fields
+    assert r["tool"] == "starinfer" and r["shape"] == "tiny" and r["model"] is None
+    assert r["device"] == "cpu" and r["attn"] == "star" and r["ranks"] == 2
+    assert r["active_ranks"] == 2 and r["block"] == 64 and r["repeat"] == 2
+    for k in ("ttft_s", "decode_tokens_per_s", "merge_ms_per_layer"):
+        s = r[k]
+        assert 0 < s["min"] <= s["mean"] <= s["max"] and s["std"] >= 0, (k, s)
+    assert len(r["phase1_s"]) == 2 and all(t > 0 for t in r["phase1_s"] + r["phase2_s"])
+    assert len(r["peak_gib_per_rank"]) == 2 and all(g > 0 for g in r["peak_gib_per_rank"])
+    roof = r["roofline"]
+    assert all(roof[k] > 0 for k in roof), roof
+    assert r["git_commit"] and r["command"].startswith("starinfer bench --shape tiny")
+PY
+  ;;
+bench_global_np2_json)
+  expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128 --attn global \
+    --repeat 2 --warmup 0 --query-tokens 8 --decode-tokens 4 --json -
+  python3 - "$tmp/out" <<'PY' || fail "the global JSON line is wrong"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 1, "--json - prints JSON lines only"
+r = recs[0]
+assert r["attn"] == "global" and r["ranks"] == 2 and r["active_ranks"] == 1
+assert r["block"] == 128 and r["anchor"] == 128
+assert r["phase1_s"][0] > 0 and r["phase1_s"][1] == 0 and r["peak_gib_per_rank"][0] > 0
+assert r["ttft_s"]["mean"] > 0 and r["decode_tokens_per_s"]["mean"] > 0
+assert r["merge_ms_per_layer"]["max"] == 0
+PY
+  ;;
+bench_length_too_large)
+  # 64M tokens need ~256 GiB of KV cache: refused by the memory plan, the next length still runs.
+  expect 1 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64,67108864,96 --repeat 1 \
+    --warmup 0 --decode-tokens 2 --json -
+  says "context 67108864"; says "MiB"
+  python3 - "$tmp/out" <<'PY' || fail "the failed configuration is not reported in its line"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["context"] for r in recs] == [64, 67108864, 96]
+assert "error" not in recs[0] and "error" not in recs[2] and recs[2]["ttft_s"]["mean"] > 0
+assert "memory" in recs[1]["error"] and recs[1]["ttft_s"] is None
+PY
+  ;;
+bench_model_dir)
+  # A model directory instead of a shape: its own weights, random token ids.
+  expect 0 "${mpirun[@]}" -np 2 "$bin" bench --model "$model" --lengths 96 --repeat 1 \
+    --query-tokens 4 --decode-tokens 3 --json -
+  json "d['model'] == '$model' and d['shape'] is None and d['ranks'] == 2 and \
+d['ttft_s']['mean'] > 0 and d['decode_tokens_per_s']['mean'] > 0"
+  ;;
+bench_unwritable_json)
+  expect 1 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 64 --json "$tmp/no/such/dir.jsonl"
+  says "--json"; says "$tmp/no/such/dir.jsonl"
+  ;;
+bench_unknown_shape)
+  expect 1 "${mpirun[@]}" -np 1 "$bin" bench --shape llama-9 --lengths 64
+  says "llama-9"; says "llama-3.1-8b"; says "tiny"
+  ;;
+bench_bad_lengths)
+  expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64,lots
+  says "--lengths"; says "lots"
+  ;;
+bench_needs_a_model)
+  expect 2 "${mpirun[@]}" -np 1 "$bin" bench --lengths 64
+  says "--shape"; says "--model"
+  ;;
 *)
   echo "unknown case '$1'"
   exit 2
