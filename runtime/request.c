@@ -157,7 +157,8 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     const float *logits = star_phase2(&e, r->query, r->n_query, FORWARD_LOGITS_LAST);
     res->ttft_s = timer_now() - t0;
     if (star_engine_active(&e)) {
-        gen_driver d = {.step = star_step, .agree = star_agree, .user = &e, .is_root = rank == 0,
+        gen_driver d = {.step = star_step, .agree = star_agree, .user = &e, .be = o->be,
+                        .is_root = rank == 0,
                         .stream = rank == 0 ? o->stream : NULL};
         generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
     }
@@ -189,7 +190,8 @@ static void run_global(const model *m, MPI_Comm comm, const request_ids *r,
     double t1 = timer_now();
     const float *logits = global_prefill(&g, r->query, r->n_query, r->n_ctx);
     res->ttft_s = timer_now() - t0;
-    gen_driver d = {.step = global_step, .user = &g, .is_root = 1, .stream = o->stream};
+    gen_driver d = {.step = global_step, .user = &g, .be = o->be, .is_root = 1,
+                    .stream = o->stream};
     generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
     *st = (rank_stats){t1 - t0, res->ttft_s - (t1 - t0), 0, (double)(weights_bytes(m, o) + bytes),
                        r->n_ctx};

@@ -63,6 +63,7 @@ static const backend cpu_backend = {
     .attn_init = cpu_attn_init,
     .attn_accumulate = cpu_attn_accumulate,
     .attn_finalize = cpu_attn_finalize,
+    .sample = cpu_sample,
 };
 
 const backend *backend_cpu(void)

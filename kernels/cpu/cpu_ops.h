@@ -16,5 +16,6 @@ void cpu_attn_init(attn_state *s, int rows, int head_dim);
 void cpu_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                          int head_dim, const attn_keys *keys, float scale);
 void cpu_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
+int cpu_sample(const float *logits, int vocab, float temperature, float top_p, float u);
 
 #endif

@@ -118,6 +118,7 @@ static backend cuda_backend = {
     .attn_init = cuda_attn_init,
     .attn_accumulate = cuda_attn_accumulate,
     .attn_finalize = cuda_attn_finalize,
+    .sample = cuda_sample,
 };
 
 extern "C" int backend_cuda_device_count(void)

@@ -13,7 +13,7 @@ extern "C" {
 
 /* Device scratch that grows on demand (never on the hot path once warmed up). */
 void *cuda_scratch(int slot, size_t bytes);
-enum { SCRATCH_IDS = 0, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_COUNT };
+enum { SCRATCH_IDS = 0, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_SAMPLE, SCRATCH_COUNT };
 /* Host ints (token ids or positions) copied to device scratch. */
 const int *cuda_upload_ints(int slot, const int *host, int n);
 
@@ -31,6 +31,7 @@ void cuda_attn_init(attn_state *s, int rows, int head_dim);
 void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                           int head_dim, const attn_keys *keys, float scale);
 void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
+int cuda_sample(const float *logits, int vocab, float temperature, float top_p, float u);
 
 #ifdef __cplusplus
 }
