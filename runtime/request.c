@@ -125,7 +125,8 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     MPI_Comm_rank(comm, &rank);
     star_opts so = {.cfg = &m->cfg, .w = o->w, .be = o->be, .comm = comm, .block = res->block,
                     .anchor = res->anchor, .chunk = o->chunk,
-                    .max_tail = r->n_query + r->max_new_tokens, .merge = o->merge};
+                    .max_tail = r->n_query + r->max_new_tokens, .merge = o->merge,
+                    .transport = o->merge_transport};
     star_plan plan;
     if (star_plan_make(&plan, r->n_ctx, res->block, res->anchor, rank, res->n_ranks, err) != 0)
         return -1;
@@ -149,8 +150,14 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
            o->be->name, (weights_bytes(m, o) + need) / 1048576.0,
            weights_bytes(m, o) / 1048576.0, need / 1048576.0, plan.ctx_len, plan.my_blocks);
     star_engine e;
-    if (star_engine_init(&e, &so, r->n_ctx, err) != 0)
+    int started = star_engine_init(&e, &so, r->n_ctx, err) == 0;
+    if (!all_ok(comm, started)) { /* idle ranks too: nobody waits for a rank that gave up */
+        if (started) {
+            star_engine_free(&e);
+            si_error_set(err, "another rank could not start the engine (see its message)");
+        }
         return -1;
+    }
     mpiCheck(MPI_Barrier(comm));
     double t0 = timer_now();
     star_phase1(&e, r->ctx);
