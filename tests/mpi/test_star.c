@@ -70,15 +70,29 @@ typedef struct {
     int n_gen;
 } star_out;
 
+/* STARINFER_TEST_MERGE_TRANSPORT=nccl runs the merges through NCCL (one GPU per rank). */
+static star_merge_transport test_transport(void)
+{
+    const char *t = getenv("STARINFER_TEST_MERGE_TRANSPORT");
+    star_merge_transport tr = STAR_MERGE_MPI;
+    if (t && star_merge_parse_transport(t, &tr) != 0)
+        si_fatal("STARINFER_TEST_MERGE_TRANSPORT must be mpi or nccl, got '%s'", t);
+    return tr;
+}
+
 static void run_star(MPI_Comm comm, int block, int anchor, star_merge_mode merge, int n_gen,
                      star_out *out, star_engine *keep)
 {
     int vocab = m.cfg.vocab_size;
     star_opts o = {.cfg = &m.cfg, .w = &bw, .be = test_backend(), .comm = comm, .block = block, .anchor = anchor,
-                   .chunk = 64, .max_tail = n_query + n_gen, .merge = merge};
+                   .chunk = 64, .max_tail = n_query + n_gen, .merge = merge,
+                   .transport = test_transport()};
     star_engine e;
     si_error err;
-    assert_int_equal(star_engine_init(&e, &o, n_ctx, &err), 0);
+    int started = star_engine_init(&e, &o, n_ctx, &err);
+    if (started != 0)
+        fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(started, 0);
     star_phase1(&e, ctx);
     out->n_gen = n_gen;
     out->logits = calloc((size_t)(n_query + n_gen) * vocab, sizeof(float));
