@@ -26,8 +26,8 @@ void device_comm_unique_id(unsigned char id[DEVICE_COMM_ID_BYTES]);
 int device_comm_gpu_bus_id(char *buf, size_t len);
 /* Joins the communicator ID as RANK of NRANKS (every rank calls it), with room to merge up to
  * MAX_ROWS attention rows. */
-device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID_BYTES], int nranks,
-                                int rank, int max_rows);
+device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID_BYTES], int nranks, int rank,
+                                int max_rows);
 void device_comm_destroy(device_comm *c);
 /* Merges the ROWS rows of S (device memory) across the ranks in place (backend.h's state):
  * M = max m_r, L = sum l_r exp(m_r - M), O = sum o_r exp(m_r - M), as NCCL all-reduces (MAX on

@@ -21,8 +21,8 @@ int device_comm_gpu_bus_id(char *buf, size_t len)
     return -1;
 }
 
-device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID_BYTES], int nranks,
-                                int rank, int max_rows)
+device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID_BYTES], int nranks, int rank,
+                                int max_rows)
 {
     (void)id, (void)nranks, (void)rank, (void)max_rows;
     si_fatal("this starinfer was built without NCCL");

@@ -28,8 +28,7 @@ static int ref_order(const void *a, const void *b)
 }
 
 /* The rule, literally: sort all, sum in double, cut, pick. Fills KEPT with the nucleus size. */
-static int reference_pick(const float *logits, int vocab, float t, float top_p, float u,
-                          int *kept)
+static int reference_pick(const float *logits, int vocab, float t, float top_p, float u, int *kept)
 {
     float max = logits[0];
     for (int i = 1; i < vocab; i++)

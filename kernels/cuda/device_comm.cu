@@ -16,8 +16,8 @@ struct device_comm {
 
 #define ncclCheck(c, call) nccl_check_at((c), (call), #call, __FILE__, __LINE__)
 
-static void nccl_check_at(const device_comm *c, ncclResult_t rc, const char *what,
-                          const char *file, int line)
+static void nccl_check_at(const device_comm *c, ncclResult_t rc, const char *what, const char *file,
+                          int line)
 {
     if (rc == ncclSuccess)
         return;
@@ -51,8 +51,8 @@ extern "C" int device_comm_gpu_bus_id(char *buf, size_t len)
     return cudaDeviceGetPCIBusId(buf, (int)len, dev) == cudaSuccess ? 0 : -1;
 }
 
-extern "C" device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID_BYTES],
-                                           int nranks, int rank, int max_rows)
+extern "C" device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID_BYTES], int nranks,
+                                           int rank, int max_rows)
 {
     device_comm *c = (device_comm *)callocCheck(1, sizeof *c, "NCCL communicator");
     c->rank = rank;
@@ -100,8 +100,8 @@ extern "C" void device_comm_merge_attn(device_comm *c, attn_state *s, int rows, 
     cudaCheckLaunch("rescale_kernel");
     ncclCheck(c, ncclGroupStart());
     ncclCheck(c, ncclAllReduce(s->l, s->l, rows, ncclFloat32, ncclSum, c->comm, stream));
-    ncclCheck(c, ncclAllReduce(s->o, s->o, (size_t)rows * head_dim, ncclFloat32, ncclSum,
-                               c->comm, stream));
+    ncclCheck(c, ncclAllReduce(s->o, s->o, (size_t)rows * head_dim, ncclFloat32, ncclSum, c->comm,
+                               stream));
     ncclCheck(c, ncclGroupEnd());
     /* Complete before returning, so that the merge's time is measured as MPI's is. */
     cudaCheck(cudaStreamSynchronize(stream));

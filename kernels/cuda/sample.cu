@@ -96,8 +96,7 @@ static size_t align256(size_t n)
     return (n + 255) & ~(size_t)255;
 }
 
-extern "C" int cuda_sample(const float *logits, int vocab, float temperature, float top_p,
-                           float u)
+extern "C" int cuda_sample(const float *logits, int vocab, float temperature, float top_p, float u)
 {
     size_t v = (size_t)vocab, sort_bytes = 0, scan_bytes = 0;
     cudaCheck(cub::DeviceRadixSort::SortPairsDescending(nullptr, sort_bytes, (float *)nullptr,
@@ -106,12 +105,15 @@ extern "C" int cuda_sample(const float *logits, int vocab, float temperature, fl
     cudaCheck(cub::DeviceScan::InclusiveSum(nullptr, scan_bytes, (double *)nullptr,
                                             (double *)nullptr, vocab));
     size_t temp_bytes = sort_bytes > scan_bytes ? sort_bytes : scan_bytes;
-    size_t off_p = 2 * align256(sizeof(double) * v), off_ids = off_p + 2 * align256(sizeof(float) * v);
+    size_t off_p = 2 * align256(sizeof(double) * v),
+           off_ids = off_p + 2 * align256(sizeof(float) * v);
     size_t off_small = off_ids + 2 * align256(sizeof(int) * v), off_temp = off_small + 256;
     char *base = (char *)cuda_scratch(SCRATCH_SAMPLE, off_temp + temp_bytes);
     double *wide = (double *)base, *cum = (double *)(base + align256(sizeof(double) * v));
-    float *p = (float *)(base + off_p), *p_sorted = (float *)(base + off_p + align256(sizeof(float) * v));
-    int *ids = (int *)(base + off_ids), *ids_sorted = (int *)(base + off_ids + align256(sizeof(int) * v));
+    float *p = (float *)(base + off_p),
+          *p_sorted = (float *)(base + off_p + align256(sizeof(float) * v));
+    int *ids = (int *)(base + off_ids),
+        *ids_sorted = (int *)(base + off_ids + align256(sizeof(int) * v));
     int *token = (int *)(base + off_small);
     float *max = (float *)(base + off_small + 16);
     void *temp = base + off_temp;
