@@ -5,6 +5,24 @@ file(GLOB CUDA_KERNEL_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda
 # (the compiler's oldest target) is not used.
 set(STARINFER_CUDA_ARCHS "80-real;90a-real;90-virtual" CACHE STRING
     "CUDA architectures of the kernels (sm_80 or later), e.g. 90a-real for one H100/H200")
+# NCCL (the toolkit's, or a system package) for --merge-transport nccl: compiled in when found.
+option(STARINFER_NCCL "Build the NCCL phase-2 merge when NCCL is found" ON)
+set(STARINFER_HAVE_NCCL OFF)
+if(STARINFER_NCCL)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    set(STARINFER_HAVE_NCCL ON)
+  endif()
+endif()
+message(STATUS "starinfer: NCCL merge ${STARINFER_HAVE_NCCL}")
+if(STARINFER_HAVE_NCCL)
+  target_include_directories(si_kernels PRIVATE ${NCCL_INCLUDE_DIR})
+  target_link_libraries(si_kernels PUBLIC ${NCCL_LIBRARY})
+  target_compile_definitions(si_kernels PUBLIC STARINFER_HAVE_NCCL=1)
+else()
+  list(FILTER CUDA_KERNEL_SOURCES EXCLUDE REGEX "device_comm\\.cu$")
+endif()
 target_sources(si_kernels PRIVATE ${CUDA_KERNEL_SOURCES})
 set_target_properties(si_kernels PROPERTIES CUDA_ARCHITECTURES "${STARINFER_CUDA_ARCHS}")
 target_compile_options(si_kernels PRIVATE

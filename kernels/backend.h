@@ -95,6 +95,14 @@ typedef struct backend {
     double (*copy_rate)(void);
     /* The device's name ("NVIDIA H100 80GB HBM3", or the CPU's model name). */
     void (*device_name)(char *buf, size_t len);
+    /* The next token from one row of VOCAB logits in backend memory; only the id comes back.
+     * TEMPERATURE <= 0: the lowest id of the largest logit (as torch.argmax). Otherwise nucleus
+     * sampling with the caller's uniform draw U in [0, 1), the same rule on every backend:
+     * p_i = exp((logit_i - max) / temperature) in fp32; sort by p descending (ties: lower id
+     * first); cum_j = the sum of the first j + 1 in double; keep the first k = 1 + the least j
+     * with cum_j >= top_p * cum_last (all where rounding finds none); pick the least j < k with
+     * cum_j > u * cum_(k-1) (the last kept where rounding finds none). */
+    int (*sample)(const float *logits, int vocab, float temperature, float top_p, float u);
 } backend;
 
 const backend *backend_cpu(void);

@@ -54,6 +54,7 @@ typedef struct {
     "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"         \
     "  --chunk N              most tokens per forward (default 512 on a CPU, 4096 on a GPU)\n"   \
     "  --merge MODE           auto (default), one-call or two-call: how ranks merge softmax stats\n" \
+    "  --merge-transport T    mpi (default; host buffers) or nccl (GPU to GPU, one GPU per rank)\n" \
     "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"         \
     "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
 

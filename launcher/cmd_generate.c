@@ -127,7 +127,7 @@ int cmd_generate(int argc, char **argv)
     const float *logits = global_prefill(&g, ids, n, 0);
     double prefill_s = timer_now() - t0;
     si_log("prefill: %d tokens in %.3f s (%.1f tokens/s)", n, prefill_s, n / prefill_s);
-    gen_driver d = {.step = global_step, .user = &g, .is_root = 1,
+    gen_driver d = {.step = global_step, .user = &g, .be = be, .is_root = 1,
                     .stream = o.json ? NULL : stdout};
     gen_result r;
     generate_tokens(&m, logits, n, &o.g.gen, &d, &r);

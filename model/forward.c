@@ -57,8 +57,9 @@ void forward_state_init(forward_state *fs, const model_config *cfg, const backen
         p += parts[i];
     }
     fs->state.o = fs->att;
-    fs->logits_host = be->host_alloc(sizeof(float) * (size_t)logit_rows * cfg->vocab_size,
-                                     "host logits");
+    if (!be->host_memory)
+        fs->logits_host = be->host_alloc(sizeof(float) * (size_t)logit_rows * cfg->vocab_size,
+                                         "host logits");
 }
 
 void forward_state_free(forward_state *fs)
@@ -158,7 +159,17 @@ static const float *lm_head(forward_state *fs, int n, forward_logits which)
     const float *x = fs->x + (size_t)first * c->hidden_size;
     be->rmsnorm(fs->xb, x, fs->w->norm, rows, c->hidden_size, c->rms_norm_eps);
     be->matmul(fs->logits, fs->xb, fs->w->lm_head, rows, c->hidden_size, c->vocab_size);
-    be->to_host(fs->logits_host, fs->logits, sizeof(float) * (size_t)rows * c->vocab_size);
+    return fs->logits;
+}
+
+const float *forward_logits_host(forward_state *fs, int rows)
+{
+    if (rows > fs->logit_rows)
+        si_fatal("%d rows of host logits asked for, sized for %d", rows, fs->logit_rows);
+    if (fs->be->host_memory)
+        return fs->logits;
+    fs->be->to_host(fs->logits_host, fs->logits,
+                    sizeof(float) * (size_t)rows * fs->cfg->vocab_size);
     return fs->logits_host;
 }
 

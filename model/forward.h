@@ -50,7 +50,7 @@ typedef struct {
     int logit_rows; /* most logit rows per call */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *logits;
     attn_state state;
-    float *logits_host;
+    float *logits_host; /* pinned copy of the logits, for a device backend */
 } forward_state;
 
 /* Sizes every activation for N_MAX new tokens and LOGIT_ROWS rows of logits, in one go, on BE,
@@ -63,9 +63,13 @@ size_t forward_state_bytes(const model_config *cfg, int n_max, int logit_rows);
 void *kv_span_at(const kv_span *s, const backend *be, int which_v, int layer, int row,
                  int kv_dim);
 
-/* Runs N <= n_max tokens at positions POS. Returns host logits ([1][vocab] for LAST, [n][vocab]
- * for ALL) or NULL for NONE. On return args->store->rows has grown by N. */
+/* Runs N <= n_max tokens at positions POS. Returns the logits in backend memory ([1][vocab] for
+ * LAST, [n][vocab] for ALL; pick a token there with the backend's sample slot) or NULL for NONE.
+ * On return args->store->rows has grown by N. */
 const float *forward(forward_state *fs, const int *tokens, const int *pos, int n,
                      const forward_args *args);
+/* The first ROWS rows of the last forward's logits in host memory (a copy for a device
+ * backend, valid until the next call), for tests and anything else that reads them. */
+const float *forward_logits_host(forward_state *fs, int rows);
 
 #endif

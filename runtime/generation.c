@@ -71,13 +71,14 @@ void generate_tokens(const model *m, const float *logits, int pos, const gen_par
     out->tokens = mallocCheck(sizeof(int) * (p->max_new_tokens + 1), "generated tokens");
     sampler s;
     sampler_init(&s, m->cfg.vocab_size, p->temperature, p->top_p, p->seed);
+    const backend *be = d->be ? d->be : backend_cpu();
     size_t printed = 0, hold = longest_stop(p);
     double t0 = timer_now();
     int state = p->max_new_tokens > 0 ? GEN_GOING : GEN_LENGTH;
     while (state == GEN_GOING) {
         int msg[2] = {0, 0};
         if (d->is_root) {
-            out->tokens[out->n_tokens++] = sampler_next(&s, logits);
+            out->tokens[out->n_tokens++] = sampler_next(&s, be, logits);
             msg[0] = out->tokens[out->n_tokens - 1];
             msg[1] = judge(m, p, out);
             if (d->stream && out->text)
@@ -102,7 +103,6 @@ void generate_tokens(const model *m, const float *logits, int pos, const gen_par
         fputc('\n', d->stream);
         fflush(d->stream);
     }
-    sampler_free(&s);
 }
 
 void gen_result_free(gen_result *r)

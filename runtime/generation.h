@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kernels/backend.h"
 #include "model/model.h"
 
 typedef struct {
@@ -30,6 +31,7 @@ typedef struct {
 typedef struct {
     /* Runs the model on TOKEN at POS and returns its logits (every rank calls it). */
     const float *(*step)(void *user, int token, int pos);
+    const backend *be; /* where the logits live and the token is picked; NULL: host logits */
     /* Makes every rank continue with the root's msg = {token, finished}; NULL with one process. */
     void (*agree)(void *user, int msg[2]);
     void *user;
@@ -37,7 +39,7 @@ typedef struct {
     FILE *stream; /* the root writes the answer here as it is generated; NULL: quiet */
 } gen_driver;
 
-/* LOGITS are the prompt's last logits (root); POS is the position of the first new token. */
+/* LOGITS are the prompt's last logits (root, in D->be's memory); POS is the position of the first new token. */
 void generate_tokens(const model *m, const float *logits, int pos, const gen_params *p,
                      const gen_driver *d, gen_result *out);
 void gen_result_free(gen_result *r);

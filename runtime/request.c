@@ -129,7 +129,8 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     MPI_Comm_rank(comm, &rank);
     star_opts so = {.cfg = &m->cfg, .w = o->w, .be = o->be, .comm = comm, .block = res->block,
                     .anchor = res->anchor, .chunk = o->chunk,
-                    .max_tail = r->n_query + r->max_new_tokens, .merge = o->merge};
+                    .max_tail = r->n_query + r->max_new_tokens, .merge = o->merge,
+                    .transport = o->merge_transport};
     star_plan plan;
     if (star_plan_make(&plan, r->n_ctx, res->block, res->anchor, rank, res->n_ranks, err) != 0)
         return -1;
@@ -153,8 +154,14 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
            o->be->name, (weights_bytes(m, o) + need) / 1048576.0,
            weights_bytes(m, o) / 1048576.0, need / 1048576.0, plan.ctx_len, plan.my_blocks);
     star_engine e;
-    if (star_engine_init(&e, &so, r->n_ctx, err) != 0)
+    int started = star_engine_init(&e, &so, r->n_ctx, err) == 0;
+    if (!all_ok(comm, started)) { /* idle ranks too: nobody waits for a rank that gave up */
+        if (started) {
+            star_engine_free(&e);
+            si_error_set(err, "another rank could not start the engine (see its message)");
+        }
         return -1;
+    }
     mpiCheck(MPI_Barrier(comm));
     double t0 = timer_now();
     star_phase1(&e, r->ctx);
@@ -162,7 +169,8 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     res->ttft_s = timer_now() - t0;
     double merge_prefill = e.mg.seconds;
     if (star_engine_active(&e)) {
-        gen_driver d = {.step = star_step, .agree = star_agree, .user = &e, .is_root = rank == 0,
+        gen_driver d = {.step = star_step, .agree = star_agree, .user = &e, .be = o->be,
+                        .is_root = rank == 0,
                         .stream = rank == 0 ? o->stream : NULL};
         generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
     }
@@ -196,10 +204,13 @@ static int run_global(const model *m, MPI_Comm comm, const request_ids *r, const
     global_runner_init(&g, &m->cfg, o->w, o->be, capacity, o->chunk);
     double t0 = timer_now();
     global_prefill(&g, r->ctx, r->n_ctx, 0);
+    o->be->synchronize(); /* the device's queue holds the prefill until here */
     double t1 = timer_now();
     const float *logits = global_prefill(&g, r->query, r->n_query, r->n_ctx);
+    o->be->synchronize();
     res->ttft_s = timer_now() - t0;
-    gen_driver d = {.step = global_step, .user = &g, .is_root = 1, .stream = o->stream};
+    gen_driver d = {.step = global_step, .user = &g, .be = o->be, .is_root = 1,
+                    .stream = o->stream};
     generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
     *st = (rank_stats){.phase1 = t1 - t0, .phase2 = res->ttft_s - (t1 - t0),
                        .mem = (double)(weights_bytes(m, o) + bytes), .ctx_tokens = r->n_ctx};

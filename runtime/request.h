@@ -31,6 +31,7 @@ typedef struct {
     int anchor; /* 0: the block size */
     int chunk;  /* most tokens per forward */
     star_merge_mode merge;
+    star_merge_transport merge_transport;
     gen_params gen; /* max_new_tokens is taken from the request */
     FILE *stream;   /* rank 0 writes the answer here as it comes; NULL: quiet */
 } request_opts;

@@ -46,6 +46,10 @@ int star_engine_init(star_engine *e, const star_opts *o, int n_ctx, si_error *er
         kv_cache_alloc(&e->anchor, cfg, o->be, p->anchor, "anchor KV");
     forward_state_init(&e->fs, cfg, o->w, o->be, o->chunk, o->chunk);
     star_merge_init(&e->mg, e->active, o->merge, o->be, cfg->head_dim, o->chunk * cfg->n_heads);
+    if (o->transport == STAR_MERGE_NCCL && star_merge_use_nccl(&e->mg, err) != 0) {
+        star_engine_free(e);
+        return -1;
+    }
     e->bytes = star_engine_bytes(cfg, o->be, p, o->chunk, o->max_tail);
     return 0;
 }
@@ -143,6 +147,7 @@ const float *star_phase2(star_engine *e, const int *query, int nq, forward_logit
                                start + len == nq ? which : FORWARD_LOGITS_NONE);
     }
     free(pos);
+    e->o.be->synchronize(); /* the logits stay on the device: wait for them */
     e->phase2_s = timer_now() - t0;
     return logits;
 }

@@ -26,6 +26,7 @@ typedef struct {
     int chunk;     /* most tokens per forward (bounds activation memory) */
     int max_tail;  /* query + generated tokens the last rank must hold */
     star_merge_mode merge;
+    star_merge_transport transport;
 } star_opts;
 
 typedef struct {

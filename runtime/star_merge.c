@@ -2,7 +2,9 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/mpi_check.h"
 #include "runtime/timer.h"
@@ -56,6 +58,7 @@ void star_merge_free(star_merge *mg)
     free(mg->buf);
     if (mg->host.m)
         mg->be->host_free(mg->host.m);
+    device_comm_destroy(mg->dc);
     MPI_Type_free(&mg->record);
     MPI_Op_free(&mg->op);
     memset(mg, 0, sizeof *mg);
@@ -112,6 +115,12 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
         si_fatal("merge of %d rows x %d sized for %d x %d", rows, head_dim, mg->max_rows,
                  mg->head_dim);
     double t0 = timer_now();
+    if (mg->dc) {
+        device_comm_merge_attn(mg->dc, s, rows, head_dim);
+        mg->seconds += timer_now() - t0;
+        mg->calls++;
+        return;
+    }
     attn_state *h = be->host_memory ? s : &mg->host;
     if (!be->host_memory)
         stage(h, s, rows, head_dim, be->to_host);
@@ -125,6 +134,68 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
         stage(s, h, rows, head_dim, be->to_device);
     mg->seconds += timer_now() - t0;
     mg->calls++;
+}
+
+/* Why this rank cannot merge through NCCL ("" if it can), and its GPU as "host/bus id". */
+static void nccl_readiness(const star_merge *mg, char why[256], char gpu[128])
+{
+    why[0] = 0;
+    char host[64] = "?", bus[32] = "?";
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = 0;
+    if (mg->be->host_memory)
+        snprintf(why, 256, "it computes on the CPU (--merge-transport nccl needs --device cuda)");
+    else if (!device_comm_available())
+        snprintf(why, 256, "this starinfer was built without NCCL (use --merge-transport mpi)");
+    else if (device_comm_gpu_bus_id(bus, sizeof bus) != 0)
+        snprintf(why, 256, "its GPU's PCI bus id cannot be read");
+    snprintf(gpu, 128, "%s/%s", host, bus);
+}
+
+int star_merge_use_nccl(star_merge *mg, si_error *err)
+{
+    int rank, size;
+    MPI_Comm_rank(mg->comm, &rank);
+    MPI_Comm_size(mg->comm, &size);
+    enum { WHY = 256, GPU = 128, REC = WHY + GPU };
+    char mine[REC];
+    nccl_readiness(mg, mine, mine + WHY);
+    char *all = mallocCheck((size_t)REC * size, "NCCL readiness");
+    mpiCheck(MPI_Allgather(mine, REC, MPI_CHAR, all, REC, MPI_CHAR, mg->comm));
+    int rc = 0;
+    for (int r = 0; r < size && rc == 0; r++)
+        if (all[(size_t)r * REC])
+            rc = si_error_set(err, "--merge-transport nccl: rank %d cannot use NCCL: %s", r,
+                              all + (size_t)r * REC);
+    for (int a = 0; a < size && rc == 0; a++)
+        for (int b = a + 1; b < size && rc == 0; b++)
+            if (!strcmp(all + (size_t)a * REC + WHY, all + (size_t)b * REC + WHY))
+                rc = si_error_set(err,
+                                  "--merge-transport nccl: ranks %d and %d share GPU %s, and "
+                                  "NCCL needs one GPU per rank\n"
+                                  "  HINT: launch one rank per GPU, or merge through MPI "
+                                  "(--merge-transport mpi) when ranks share GPUs",
+                                  a, b, all + (size_t)a * REC + WHY);
+    free(all);
+    if (rc != 0)
+        return rc;
+    unsigned char id[DEVICE_COMM_ID_BYTES] = {0};
+    if (rank == 0)
+        device_comm_unique_id(id);
+    mpiCheck(MPI_Bcast(id, DEVICE_COMM_ID_BYTES, MPI_BYTE, 0, mg->comm));
+    mg->dc = device_comm_create(id, size, rank, mg->max_rows);
+    return 0;
+}
+
+int star_merge_parse_transport(const char *value, star_merge_transport *t)
+{
+    if (!strcmp(value, "mpi"))
+        *t = STAR_MERGE_MPI;
+    else if (!strcmp(value, "nccl"))
+        *t = STAR_MERGE_NCCL;
+    else
+        return -1;
+    return 0;
 }
 
 int star_merge_parse_mode(const char *value, star_merge_mode *mode)

@@ -11,12 +11,19 @@
 #include <mpi.h>
 
 #include "kernels/backend.h"
+#include "kernels/check.h"
+#include "kernels/device_comm.h"
 
 /* AUTO takes one call for a few rows (a decoded token: latency) and two calls for many (a query
  * chunk: MPI's built-in vectorised SUM beats the scalar user op); bench/README.md has the
  * measurements behind the threshold. */
 typedef enum { STAR_MERGE_AUTO = 0, STAR_MERGE_ONE_CALL, STAR_MERGE_TWO_CALLS } star_merge_mode;
 #define STAR_MERGE_AUTO_MAX_ROWS 256
+
+/* Where the reductions run: MPI on host buffers (a device backend stages through pinned host
+ * memory, the MPI here is not CUDA-aware), or NCCL all-reduces on the device buffers (one GPU
+ * per rank; MPI stays the launcher and makes the communicator). */
+typedef enum { STAR_MERGE_MPI = 0, STAR_MERGE_NCCL } star_merge_transport;
 
 typedef struct {
     MPI_Comm comm;
@@ -29,6 +36,7 @@ typedef struct {
     float *buf;          /* packed rows */
     MPI_Datatype record; /* (2 + head_dim) floats: m, l, o */
     MPI_Op op;
+    device_comm *dc; /* with --merge-transport nccl; NULL: MPI */
     double seconds; /* time spent merging, for the per-stage report */
     long calls;
 } star_merge;
@@ -38,6 +46,11 @@ void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, const 
 void star_merge_free(star_merge *mg);
 /* An attn_combine_fn: USER is a star_merge. */
 void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, int head_dim);
+/* Moves MG's merges to NCCL (collective over MG's communicator): refused, on every rank alike,
+ * where a rank computes on the CPU, the build has no NCCL, or two ranks share a GPU. */
+int star_merge_use_nccl(star_merge *mg, si_error *err);
+/* Parses --merge-transport's value: "mpi" or "nccl". */
+int star_merge_parse_transport(const char *value, star_merge_transport *t);
 /* Parses --merge's value: "auto", "one-call" or "two-call". */
 int star_merge_parse_mode(const char *value, star_merge_mode *mode);
 

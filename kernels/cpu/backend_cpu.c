@@ -83,6 +83,7 @@ static const backend cpu_backend = {
     .matmul_rate = cpu_matmul_rate,
     .copy_rate = cpu_copy_rate,
     .device_name = cpu_device_name,
+    .sample = cpu_sample,
 };
 
 const backend *backend_cpu(void)

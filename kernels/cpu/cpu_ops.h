@@ -20,5 +20,6 @@ void cpu_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 double cpu_matmul_rate(void);
 double cpu_copy_rate(void);
 void cpu_device_name(char *buf, size_t len);
+int cpu_sample(const float *logits, int vocab, float temperature, float top_p, float u);
 
 #endif

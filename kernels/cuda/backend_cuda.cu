@@ -135,6 +135,7 @@ static backend cuda_backend = {
     .matmul_rate = cuda_matmul_rate,
     .copy_rate = cuda_copy_rate,
     .device_name = cuda_device_name,
+    .sample = cuda_sample,
 };
 
 extern "C" int backend_cuda_device_count(void)

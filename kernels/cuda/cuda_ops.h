@@ -13,7 +13,7 @@ extern "C" {
 
 /* Device scratch that grows on demand (never on the hot path once warmed up). */
 void *cuda_scratch(int slot, size_t bytes);
-enum { SCRATCH_IDS = 0, SCRATCH_POS, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_COUNT };
+enum { SCRATCH_IDS = 0, SCRATCH_POS, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_SAMPLE, SCRATCH_COUNT };
 /* Host ints (token ids or positions) copied to device scratch. */
 const int *cuda_upload_ints(int slot, const int *host, int n);
 
@@ -35,6 +35,7 @@ void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 double cuda_matmul_rate(void);
 double cuda_copy_rate(void);
 void cuda_device_name(char *buf, size_t len);
+int cuda_sample(const float *logits, int vocab, float temperature, float top_p, float u);
 
 #ifdef __cplusplus
 }

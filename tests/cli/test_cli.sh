@@ -114,6 +114,30 @@ run_global_matches_star_one_block)
     --query "Why?" --max-new-tokens 8 --json
   json "d['tokens'] == json.load(open('$tmp/global.json'))['tokens']"
   ;;
+run_sampled_repeats)
+  # The same seed picks the same tokens (the uniform draws are made on rank 0's host).
+  make_context 200
+  for i in 1 2; do
+    expect 0 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+      --query "Why?" --max-new-tokens 12 --ignore-eos --temperature 0.9 --top-p 0.8 --seed 11 --json
+    cp "$tmp/out" "$tmp/sampled$i.json"
+  done
+  json "len(d['tokens']) == 12 and d['tokens'] == json.load(open('$tmp/sampled1.json'))['tokens']"
+  ;;
+run_merge_transport_bad)
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --merge-transport shm
+  says "--merge-transport"; says "shm"
+  ;;
+run_merge_transport_nccl_on_cpu)
+  # NCCL merges device buffers: refused on the CPU backend (or in a build without NCCL), on
+  # every rank alike, idle ones included (three ranks, two blocks).
+  make_context 200
+  expect 1 "${mpirun[@]}" -np 3 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --device cpu --merge-transport nccl --block-size 600
+  says "--merge-transport nccl"
+  ;;
 run_block_size_zero)
   make_context 50
   expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \

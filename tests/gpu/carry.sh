@@ -3,6 +3,8 @@
 #   bash tests/gpu/carry.sh DEST
 # The build (in build-gpu/) is for Hopper only and uses netlib BLAS, a small library the GPU
 # image lacks; DEST gets the programs and, in DEST/lib, the shared libraries the image lacks.
+# libnccl.so.2 (linked for --merge-transport nccl) is not carried: common.sh takes the GPU
+# machine's own, from PyTorch's nvidia-nccl wheel.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 dest=$1

@@ -8,6 +8,8 @@ build=$1 out=$2
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 nvidia-smi -L | tee -a "$summary"
 step star_np2_two_gpus 120 "${mpirun[@]}" -np 2 "$build/tests/mpi/test_star"
+STARINFER_TEST_MERGE_TRANSPORT=nccl step star_np2_two_gpus_nccl 120 "${mpirun[@]}" -np 2 \
+  -x STARINFER_TEST_MERGE_TRANSPORT "$build/tests/mpi/test_star"
 step make_8b 240 python3 tests/gpu/make_8b_reference.py /tmp/g8
 STARINFER_FIXTURES=/tmp/g8 STARINFER_TEST_MODELS=llama8b step gpu_model_8b 240 "$build/tests/test_model"
 python3 - /tmp/ctx128k.txt <<'PY'
@@ -19,6 +21,17 @@ words = [" ".join("".join(rng.choice(syll) for _ in range(rng.randint(1, 3))) fo
 words.insert(1050, "The special magic number is 7481.")
 open(sys.argv[1], "w").write(".\n".join(words))
 PY
+# Decoding at 32K context: the phase-2 merge through MPI (pinned host staging) vs NCCL.
+python3 - /tmp/ctx32k.txt <<'PY'
+import random, sys
+rng = random.Random(32)
+syll = ["ka", "lo", "mi", "ren", "tas", "vo", "quil", "ne", "sar", "dum", "pe", "xi"]
+words = [" ".join("".join(rng.choice(syll) for _ in range(rng.randint(1, 3))) for _ in range(18))
+         for _ in range(520)]
+words.insert(260, "The special magic number is 7481.")
+open(sys.argv[1], "w").write(".\n".join(words))
+PY
+step transports_32k 600 bash tests/gpu/checks.sh transports "$build" "$out" /tmp/g8/models/llama8b /tmp/ctx32k.txt
 for attn in star; do
   step run128k_$attn 420 "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda \
     --model /tmp/g8/models/llama8b --context /tmp/ctx128k.txt --query "What is the special magic number?" \

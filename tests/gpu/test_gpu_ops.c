@@ -236,6 +236,98 @@ static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int 
     free(got_l);
 }
 
+typedef struct {
+    float p;
+    int id;
+} prob_id;
+
+static int by_prob_desc(const void *a, const void *b)
+{
+    const prob_id *x = a, *y = b;
+    return x->p < y->p ? 1 : x->p > y->p ? -1 : x->id - y->id;
+}
+
+/* Distance, in units of the total mass, from the draw's target or the nucleus threshold to the
+ * nearest cumulative boundary between the tokens A and B in sorted order: where the CPU and the
+ * GPU (exp in another rounding, sums in another order) may rightly disagree. */
+static double boundary_gap(const float *logits, int vocab, float t, float top_p, float u, int a,
+                           int b)
+{
+    float max = logits[0];
+    for (int i = 1; i < vocab; i++)
+        max = fmaxf(max, logits[i]);
+    prob_id *e = malloc(sizeof *e * vocab);
+    double *cum = malloc(sizeof *cum * vocab);
+    for (int i = 0; i < vocab; i++)
+        e[i] = (prob_id){expf((logits[i] - max) / t), i};
+    qsort(e, vocab, sizeof *e, by_prob_desc);
+    double sum = 0;
+    int pa = -1, pb = -1, last = vocab - 1;
+    for (int j = 0; j < vocab; j++) {
+        cum[j] = sum += e[j].p;
+        pa = e[j].id == a ? j : pa;
+        pb = e[j].id == b ? j : pb;
+    }
+    for (int j = vocab - 1; j >= 0; j--)
+        if (cum[j] >= top_p * sum)
+            last = j;
+    double target = u * cum[last], gap = INFINITY;
+    int lo = pa < pb ? pa : pb, hi = pa < pb ? pb : pa;
+    for (int j = lo; j < hi; j++)
+        gap = fmin(gap, fmin(fabs(cum[j] - target), fabs(cum[j] - top_p * sum)) / sum);
+    free(e);
+    free(cum);
+    return gap;
+}
+
+/* The sample slot: the GPU picks what the CPU picks from the same logits and draw, except where
+ * the draw or the nucleus' edge falls within SAMPLE_GAP of the total mass of a boundary between
+ * the two picks; those are counted and must stay rare. */
+#define SAMPLE_GAP 1e-5
+static void test_sample(int vocab, int seeds)
+{
+    const float temps[] = {0.3f, 0.7f, 1.0f, 1.5f};
+    const float tops[] = {1e-6f, 0.5f, 0.9f, 0.95f, 1.0f};
+    float *l = malloc(sizeof(float) * vocab);
+    float *dl = gpu->alloc(sizeof(float) * vocab, "test logits");
+    int cases = 0, near = 0, wrong = 0;
+    for (int seed = 0; seed < seeds; seed++) {
+        float scale = 1.0f + seed % 6;
+        for (int i = 0; i < vocab; i++)
+            l[i] = (uniform() + uniform() + uniform()) * scale;
+        for (int k = 0; k < 1 + seed % 20; k++) /* a few likely tokens, sometimes tied */
+            l[(int)((uniform() + 1) * 0.5f * (vocab - 1))] = 6.0f * scale - (k % 3 ? k : 0);
+        gpu->to_device(dl, l, sizeof(float) * vocab);
+        int want = cpu->sample(l, vocab, 0.0f, 1.0f, 0.0f);
+        int got = gpu->sample(dl, vocab, 0.0f, 1.0f, 0.0f);
+        wrong += got != want;
+        cases++;
+        for (size_t t = 0; t < sizeof temps / sizeof temps[0]; t++)
+            for (size_t p = 0; p < sizeof tops / sizeof tops[0]; p++) {
+                float us[] = {0.0f, 0.99999994f, (uniform() + 1) * 0.5f};
+                for (int j = 0; j < 3; j++) {
+                    want = cpu->sample(l, vocab, temps[t], tops[p], us[j]);
+                    got = gpu->sample(dl, vocab, temps[t], tops[p], us[j]);
+                    cases++;
+                    if (got == want)
+                        continue;
+                    double gap = boundary_gap(l, vocab, temps[t], tops[p], us[j], want, got);
+                    near += gap <= SAMPLE_GAP;
+                    wrong += gap > SAMPLE_GAP;
+                    printf("  sample differs: seed %d T %.2f top_p %.2g u %.8f: cpu %d gpu %d, "
+                           "boundary gap %.2e\n", seed, temps[t], tops[p], us[j], want, got, gap);
+                }
+            }
+    }
+    char shape[64];
+    snprintf(shape, sizeof shape, "vocab %d, %d cases", vocab, cases);
+    int ok = wrong == 0 && near * 100 <= cases;
+    failures += !ok;
+    printf("%-16s %-40s %4d near %d wrong  %s\n", "sample", shape, near, wrong, ok ? "ok" : "FAIL");
+    gpu->free(dl);
+    free(l);
+}
+
 int main(void)
 {
     char err[512];
@@ -270,6 +362,9 @@ int main(void)
     test_attention(1, 6, 2, 16, 1, 1, 0);
     /* a rank whose context saw nothing for these rows */
     test_attention(4, 8, 2, 64, 0, 0, 0);
+    /* the next token from logits on the device: Llama 3's vocabulary, and a small one */
+    test_sample(128256, 30);
+    test_sample(1000, 20);
     printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }

@@ -72,29 +72,45 @@ typedef struct {
     int n_gen;
 } star_out;
 
+/* STARINFER_TEST_MERGE_TRANSPORT=nccl runs the merges through NCCL (one GPU per rank). */
+static star_merge_transport test_transport(void)
+{
+    const char *t = getenv("STARINFER_TEST_MERGE_TRANSPORT");
+    star_merge_transport tr = STAR_MERGE_MPI;
+    if (t && star_merge_parse_transport(t, &tr) != 0)
+        si_fatal("STARINFER_TEST_MERGE_TRANSPORT must be mpi or nccl, got '%s'", t);
+    return tr;
+}
+
 static void run_star(MPI_Comm comm, int block, int anchor, star_merge_mode merge, int n_gen,
                      star_out *out, star_engine *keep)
 {
     int vocab = m.cfg.vocab_size;
     star_opts o = {.cfg = &m.cfg, .w = &bw, .be = test_backend(), .comm = comm, .block = block, .anchor = anchor,
-                   .chunk = 64, .max_tail = n_query + n_gen, .merge = merge};
+                   .chunk = 64, .max_tail = n_query + n_gen, .merge = merge,
+                   .transport = test_transport()};
     star_engine e;
     si_error err;
-    assert_int_equal(star_engine_init(&e, &o, n_ctx, &err), 0);
+    int started = star_engine_init(&e, &o, n_ctx, &err);
+    if (started != 0)
+        fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(started, 0);
     star_phase1(&e, ctx);
     out->n_gen = n_gen;
     out->logits = calloc((size_t)(n_query + n_gen) * vocab, sizeof(float));
-    const float *l = star_phase2(&e, query, n_query, FORWARD_LOGITS_ALL);
+    star_phase2(&e, query, n_query, FORWARD_LOGITS_ALL);
     int active = star_engine_active(&e);
     if (active) {
-        memcpy(out->logits, l, sizeof(float) * (size_t)n_query * vocab);
+        memcpy(out->logits, forward_logits_host(&e.fs, n_query),
+               sizeof(float) * (size_t)n_query * vocab);
         const float *last = out->logits + (size_t)(n_query - 1) * vocab;
         for (int i = 0; i < n_gen; i++) {
             int msg[2] = {sampler_argmax(last, vocab), 0};
             star_agree(&e, msg);
             out->tokens[i] = msg[0];
             float *row = out->logits + (size_t)(n_query + i) * vocab;
-            memcpy(row, star_step(&e, msg[0], n_ctx + n_query + i), sizeof(float) * vocab);
+            star_step(&e, msg[0], n_ctx + n_query + i);
+            memcpy(row, forward_logits_host(&e.fs, 1), sizeof(float) * vocab);
             last = row;
         }
     }
@@ -218,7 +234,8 @@ static void test_phase2_is_global_attention_over_union(void **state)
                 pos[i] = n_ctx + i;
             forward_args a = {.prefix = &ctx_part, .n_prefix = 1, .store = &u,
                               .self_from = n_ctx, .logits = FORWARD_LOGITS_ALL};
-            const float *l = forward(&fs, query, pos, n_query, &a);
+            forward(&fs, query, pos, n_query, &a);
+            const float *l = forward_logits_host(&fs, n_query);
             double err = rows_error(out.logits, l, n_query);
             printf("  block %d anchor %d: phase 2 vs global over the union: %.2e\n",
                    splits[s][0], splits[s][1], err);
@@ -249,7 +266,8 @@ static void test_one_block_is_global_attention(void **state)
     int pos[64];
     for (int i = 0; i < n_query; i++)
         pos[i] = n_ctx + i;
-    const float *l = forward(&fs, query, pos, n_query, &a);
+    forward(&fs, query, pos, n_query, &a);
+    const float *l = forward_logits_host(&fs, n_query);
     assert_true(rows_error(out.logits, l, n_query) < SAME_TOLERANCE);
     forward_state_free(&fs);
     global_runner_free(&g);

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Checks the GPU scripts run as steps (the environment is common.sh's):
+#   bash tests/gpu/checks.sh sampled-same BUILD SEED
+#     `starinfer generate` with temperature/top-p picks the same tokens on cuda as on cpu for the
+#     same seed (the draws are made on the host; the logits differ only by bf16 rounding, so a
+#     flip is possible but rare: the first differing step is named)
+#   bash tests/gpu/checks.sh nccl-shared-refused BUILD
+#     two ranks on one GPU with --merge-transport nccl: refused, naming the flag
+#   bash tests/gpu/checks.sh transports BUILD OUT MODEL CONTEXT
+#     decoding over CONTEXT on two GPUs with the mpi and the nccl merge; OUT/transports.txt gets
+#     the merge time per layer per decoded token and the decode speed of each
+set -uo pipefail
+mpirun=(mpirun --oversubscribe --bind-to none --mca btl self,vader,tcp --mca btl_tcp_if_include lo
+  --mca oob_tcp_if_include lo)
+tiny=tests/fixtures/models/tiny-llama3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+sampled_same() {
+  local build=$1 seed=$2
+  local args=(generate --model "$tiny" --prompt "Once upon a time" --max-new-tokens 24 --ignore-eos
+    --temperature 0.8 --top-p 0.9 --seed "$seed" --json)
+  "$build/starinfer" "${args[@]}" --device cuda >"$tmp/cuda.json" || return 1
+  "$build/starinfer" "${args[@]}" --device cpu >"$tmp/cpu.json" || return 1
+  python3 - "$tmp/cuda.json" "$tmp/cpu.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f))["tokens"] for f in sys.argv[1:])
+print("cuda", a)
+print("cpu ", b)
+first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+sys.exit(0 if a == b and len(a) == 24 else f"FAIL: first difference at generated token {first}")
+PY
+}
+
+nccl_shared_refused() {
+  local build=$1
+  head -c 3000 tests/fixtures/make_fixtures.py >"$tmp/ctx.txt"
+  "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda --share-gpus --merge-transport nccl \
+    --model "$tiny" --context "$tmp/ctx.txt" --query "Why?" >"$tmp/out" 2>&1
+  local rc=$?
+  cat "$tmp/out"
+  [[ $rc != 0 ]] && grep -q -- "--merge-transport nccl: ranks 0 and 1 share GPU" "$tmp/out"
+}
+
+transports() {
+  local build=$1 out=$2 model=$3 context=$4
+  : >"$out/transports.txt"
+  for transport in mpi nccl; do
+    # Two lengths: the difference is decoding alone (the query's merges cancel out).
+    for n in 8 72; do
+      "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda --model "$model" \
+        --context "$context" --query "What is the special magic number?" --max-new-tokens $n \
+        --ignore-eos --chat-template none --merge-transport $transport --json \
+        >"$tmp/$transport-$n.json" 2>"$tmp/$transport-$n.err" || { cat "$tmp/$transport-$n.err"; return 1; }
+    done
+    python3 - "$tmp/$transport-8.json" "$tmp/$transport-72.json" "$transport" "$model" \
+      >>"$out/transports.txt" <<'PY'
+import json, sys
+short, long = (json.load(open(f)) for f in sys.argv[1:3])
+layers = json.load(open(sys.argv[4] + "/config.json"))["num_hidden_layers"]
+tokens = len(long["tokens"]) - len(short["tokens"])
+per_rank = [(b - a) / (tokens * layers) * 1e3
+            for a, b in zip(short["timings"]["merge_s"], long["timings"]["merge_s"])]
+print(f"{sys.argv[3]:5s} context {long['context_tokens']} tokens, 2 ranks: merge "
+      f"{max(per_rank):.4f} ms per layer per decoded token (per rank: "
+      + ", ".join(f"{x:.4f}" for x in per_rank)
+      + f"), decode {long['timings']['decode_tokens_per_s']:.2f} tokens/s")
+PY
+  done
+  cat "$out/transports.txt"
+}
+
+case "${1:-}" in
+sampled-same) sampled_same "$2" "$3" ;;
+nccl-shared-refused) nccl_shared_refused "$2" ;;
+transports) transports "$2" "$3" "$4" "$5" ;;
+*) echo "usage: $0 sampled-same|nccl-shared-refused|transports ..." >&2; exit 2 ;;
+esac
