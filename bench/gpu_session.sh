@@ -25,7 +25,8 @@ if [[ ! -x $bin/starinfer ]]; then
   exit 2
 fi
 build=$bin
-source "$(dirname "${BASH_SOURCE[0]}")/../tests/gpu/common.sh"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/../tests/gpu/common.sh"
 logs=$out # every step's log lands in OUT/NAME.log
 {
   echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -34,9 +35,9 @@ logs=$out # every step's log lands in OUT/NAME.log
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 
 shape=(--shape llama-3.1-8b --query-tokens 32 --decode-tokens 32 --warmup 1)
-step hf_short 180 python3 bench/hf_baseline.py "${shape[@]}" --lengths 16384,32768 --repeat 3 \
+step hf_short 180 python3 "$here/hf_baseline.py" "${shape[@]}" --lengths 16384,32768 --repeat 3 \
   --rates --sdpa-kernel --json "$out/hf.jsonl"
-step hf_long 180 python3 bench/hf_baseline.py "${shape[@]}" --lengths 65536,131072 --repeat 2 \
+step hf_long 180 python3 "$here/hf_baseline.py" "${shape[@]}" --lengths 65536,131072 --repeat 2 \
   --json "$out/hf.jsonl"
 step starinfer_short 150 "$bin/starinfer" bench "${shape[@]}" --attn global --device cuda \
   --lengths 16384,32768 --repeat 3 --json "$out/starinfer.jsonl"
@@ -47,6 +48,6 @@ if ((gpus >= 2)); then
     --device cuda --lengths 131072 --block-size 65536 --anchor-size 65536,4096 --repeat 2 \
     --json "$out/starinfer.jsonl"
 fi
-step compare 60 python3 bench/compare.py "$out/starinfer.jsonl" "$out/hf.jsonl" --md "$out/compare.md"
+step compare 60 python3 "$here/compare.py" "$out/starinfer.jsonl" "$out/hf.jsonl" --md "$out/compare.md"
 cat "$out/compare.md" 2>/dev/null
 echo "gpu_session: logs and results in $out (summary.txt, compare.md, *.jsonl, *.log)" >&2
