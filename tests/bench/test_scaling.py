@@ -82,6 +82,17 @@ class Matrix(unittest.TestCase):
             self.assertIs(c["--share-gpus"], True)
             self.assertEqual(int(c["--block-size"]) * c["ranks"], int(c["--lengths"]))
 
+    def test_sbatch_runs_the_matrix_through_srun(self):
+        env = dict(os.environ, SLURM_NTASKS="4", SLURM_SUBMIT_DIR=REPO, DRY_RUN="1", OUT="O",
+                   STARINFER_BIN="BIN", REPEAT="1")
+        p = subprocess.run(["bash", os.path.join(REPO, "bench", "scaling", "scaling.sbatch")], env=env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cmds = [parse(line) for line in p.stdout.splitlines()]
+        self.assertEqual(sorted({c["ranks"] for c in cmds}), [1, 2, 4])
+        self.assertTrue(all(line.startswith("srun --mpi=pmix") for line in p.stdout.splitlines()))
+        self.assertEqual(len(cmds), len(dry_run("--gpus", "4")))
+
     def test_bad_flags(self):
         for args, word in ((["--gpus", "0"], "--gpus"), (["--gpus", "x"], "--gpus"),
                            (["--gpus", "2", "--launcher", "ssh"], "--launcher"),
