@@ -153,8 +153,8 @@ def measure_length(torch, model, dev, n, args, keep):
     dev.reset_peak()
     for run in range(args.warmup + args.repeat):
         t_prefill, (tok, cache) = dev.timed(lambda: prefill(model, ids, keep))
-        t_decode, _ = dev.timed(lambda: decode(model, tok, cache, args.decode_tokens, keep))
-        del tok, cache
+        t_decode, (_, cache) = dev.timed(lambda: decode(model, tok, cache, args.decode_tokens, keep))
+        del tok, cache  # before the next prefill, or two KV caches would count in the peak
         rate = args.decode_tokens / t_decode if args.decode_tokens else None
         if run >= args.warmup:
             ttft.append(t_prefill)
