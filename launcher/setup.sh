@@ -9,7 +9,7 @@ build=${STARINFER_BUILD_DIR:-$repo/build}
 packages=(build-essential cmake pkg-config python3
   libopenmpi-dev openmpi-bin libucx-dev ucx-utils libhwloc-dev hwloc
   libcjson-dev libpcre2-dev libopenblas-dev libcmocka-dev
-  slurmctld slurmd slurm-client munge libpmix-dev iproute2 wamerican fortunes)
+  slurmctld slurmd slurm-client munge libpmix-dev iproute2 wamerican fortunes python3-matplotlib)
 
 missing=()
 for p in "${packages[@]}"; do

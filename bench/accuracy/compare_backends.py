@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""The same held-out samples, greedy, on the CPU backend and on the GPU backend: identical answers?
+
+Runs bench/accuracy/run twice over the same requests, `--device cpu` then `--device cuda`
+(`--share-gpus`, so Star's ranks may share GPUs), for global attention and Star Attention with
+blocks of n/4 (anchor = block), then compares the generated token ids sample by sample. Writes
+into --out:
+
+  backends.md     per length and setting: samples compared, identical answers, and for each
+                  sample that differs the first differing token (position, CPU id, GPU id)
+  backends.json   the same, for machines
+  cpu/, cuda/     each backend's own accuracy report (bench/accuracy/run --out)
+
+The answers stay in --work (resumable, as for run). With --report-only nothing is run.
+
+  python3 bench/accuracy/compare_backends.py --out bench/results/accuracy-backends --lengths 4096
+"""
+
+import argparse
+import importlib.machinery
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUN = os.path.join(HERE, "run")
+DEVICES = ("cpu", "cuda")
+
+
+def load_run():
+    """bench/accuracy/run as a module (its file has no .py suffix), for its file naming."""
+    loader = importlib.machinery.SourceFileLoader("accuracy_run", RUN)
+    spec = importlib.util.spec_from_loader("accuracy_run", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def first_difference(a, b):
+    """Index of the first token where a and b differ (the shorter one's end counts), or None."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def compare_answers(rows, answers):
+    """rows: the requests' metadata (task, index) by line; answers: {device: {line: record}}.
+    One entry per sample answered by both backends."""
+    out = []
+    cpu, gpu = answers["cpu"], answers["cuda"]
+    for line, row in enumerate(rows, start=1):
+        if line not in cpu or line not in gpu:
+            continue
+        a, b = cpu[line], gpu[line]
+        entry = {"line": line, "task": row["task"], "index": row["index"]}
+        if "error" in a or "error" in b:
+            entry.update(identical=False, error=a.get("error") or b.get("error"))
+        else:
+            ta, tb = a.get("tokens", []), b.get("tokens", [])
+            i = first_difference(ta, tb)
+            entry["identical"] = i is None
+            if i is not None:
+                entry.update(position=i, cpu_token=ta[i] if i < len(ta) else None,
+                             cuda_token=tb[i] if i < len(tb) else None,
+                             cpu_answer=a.get("answer", "")[:120], cuda_answer=b.get("answer", "")[:120])
+        out.append(entry)
+    return out
+
+
+def report(results, failed):
+    lines = ["# CPU and GPU backends on the same held-out samples (greedy)", ""]
+    lines += [f"The {d} run failed (its logs are beside the answers); samples it did not answer "
+              f"are not compared.\n" for d in failed]
+    lines += [
+             "| length | setting | samples | identical answers |", "| ---: | --- | ---: | ---: |"]
+    for r in results:
+        same = sum(e["identical"] for e in r["samples"])
+        lines.append(f"| {r['length']} | {r['setting']} | {len(r['samples'])} | {same} |")
+    diffs = [(r, e) for r in results for e in r["samples"] if not e["identical"]]
+    if diffs:
+        lines += ["", "Where they differ (first differing generated token):", "",
+                  "| length | setting | task | sample | position | CPU token | GPU token | CPU answer | GPU answer |",
+                  "| ---: | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+        for r, e in diffs:
+            if "error" in e:
+                lines.append(f"| {r['length']} | {r['setting']} | {e['task']} | {e['index']} | "
+                             f"error: {e['error'][:80]} | | | | |")
+                continue
+            esc = [e[k].replace("|", "\\|").replace("\n", " ") for k in ("cpu_answer", "cuda_answer")]
+            lines.append(f"| {r['length']} | {r['setting']} | {e['task']} | {e['index']} | "
+                         f"{e['position']} | {e['cpu_token']} | {e['cuda_token']} | {esc[0]} | {esc[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 2)[2])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--model", default=os.path.join(HERE, "model"))
+    ap.add_argument("--lengths", default="4096")
+    ap.add_argument("--samples", type=int, default=2, help="held-out samples per task and length")
+    ap.add_argument("--tasks", default=None, help="comma-separated (default: every task)")
+    ap.add_argument("--settings", default="global n/4,b/1")
+    ap.add_argument("--ranks", type=int, default=4)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--starinfer", default=None, help="the binary (default: run's)")
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    ap.add_argument("--report-only", action="store_true", help="compare what is in --work")
+    args = ap.parse_args(argv)
+    run = load_run()
+    common = ["--model", args.model, "--lengths", args.lengths, "--samples", str(args.samples),
+              "--settings", args.settings, "--ranks", str(args.ranks), "--jobs", str(args.jobs),
+              "--threads", str(args.threads), "--work", args.work]
+    common += ["--tasks", args.tasks] if args.tasks else []
+    common += ["--starinfer", args.starinfer] if args.starinfer else []
+    failed = []
+    if not args.report_only:
+        for dev in DEVICES:
+            cmd = [sys.executable, RUN, *common, "--device", dev, "--out", os.path.join(args.out, dev)]
+            cmd += ["--share-gpus"] if dev == "cuda" else []
+            print(f"compare_backends: {' '.join(cmd)}", file=sys.stderr, flush=True)
+            if subprocess.run(cmd).returncode != 0:
+                failed.append(dev)
+    results = []
+    for L in (int(x) for x in args.lengths.split(",")):
+        meta = os.path.join(args.work, f"requests-{L}.jsonl.meta.json")
+        if not os.path.exists(meta):
+            sys.exit(f"compare_backends: no requests at {L} tokens in {args.work}; run without --report-only")
+        with open(meta) as f:
+            rows = json.load(f)["rows"]
+        for setting in run.settings_for(args.settings):
+            answers = {d: run.read_answers(run.answers_path(argparse.Namespace(device=d, work=args.work),
+                                                            L, setting)) for d in DEVICES}
+            results.append({"length": L, "setting": run.label(setting),
+                            "samples": compare_answers(rows, answers)})
+    os.makedirs(args.out, exist_ok=True)
+    text = report(results, failed)
+    with open(os.path.join(args.out, "backends.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "backends.json"), "w") as f:
+        json.dump({"lengths": args.lengths, "settings": args.settings, "failed_runs": failed,
+                   "results": results}, f, indent=1)
+    sys.stdout.write(text)
+    if failed:
+        print(f"compare_backends: the {', '.join(failed)} run(s) failed; see the logs in {args.work}",
+              file=sys.stderr)
+    n = sum(len(r["samples"]) for r in results)
+    return 1 if failed or n == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
