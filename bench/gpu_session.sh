@@ -64,7 +64,7 @@ timed starinfer_long 210 "$bin/starinfer" bench "${shape[@]}" --attn global --de
   --lengths 65536,131072 --repeat 2 --json "$out/starinfer.jsonl"
 if ((gpus >= 2)); then
   timed star_np2 240 "${mpirun[@]}" -np 2 "$bin/starinfer" bench "${shape[@]}" --attn star \
-    --device cuda --lengths 131072 --block-size 65536 --anchor-size 65536,4096 --repeat 2 \
+    --device cuda --lengths 131072 --block-size 16384 --anchor-size 16384,4096 --repeat 2 \
     --json "$out/starinfer.jsonl"
 fi
 step compare 60 python3 "$here/compare.py" "$out/starinfer.jsonl" "$out/hf.jsonl" --md "$out/compare.md" ||
