@@ -13,7 +13,13 @@ into --out:
 
 The answers stay in --work (resumable, as for run). With --report-only nothing is run.
 
+With --against SAMPLES (the samples.jsonl of an earlier CPU run, such as the committed one in
+bench/results/accuracy/) only the GPU runs, and its answers are compared as text with the CPU's
+for the same samples (same seed), writing backends.md and backends.json likewise.
+
   python3 bench/accuracy/compare_backends.py --out bench/results/accuracy-backends --lengths 4096
+  python3 bench/accuracy/compare_backends.py --out OUT --lengths 4096,8192 --samples 20 \
+      --against bench/results/accuracy/samples.jsonl
 """
 
 import argparse
@@ -70,6 +76,27 @@ def compare_answers(rows, answers):
     return out
 
 
+def compare_with_samples(cpu_samples, gpu_samples):
+    """Both are samples.jsonl rows of bench/accuracy/run; the CPU's name the answers to compare
+    with. One result per (length, setting) the GPU answered, its samples matched by task, index
+    and seed."""
+    cpu = {(r["length"], r["setting"], r["task"], r["index"]): r for r in cpu_samples}
+    groups = {}
+    for g in gpu_samples:
+        key = (g["length"], g["setting"], g["task"], g["index"])
+        c = cpu.get(key)
+        if c is None or c["seed"] != g["seed"]:
+            continue
+        entry = {"task": g["task"], "index": g["index"], "identical": c["answer"] == g["answer"]}
+        if not entry["identical"]:
+            a, b = c["answer"], g["answer"]
+            i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            entry.update(position=f"char {i}", cpu_token="", cuda_token="", cpu_answer=a[:120],
+                         cuda_answer=b[:120], cpu_score=c["score"], cuda_score=g["score"])
+        groups.setdefault((g["length"], g["setting"]), []).append(entry)
+    return [{"length": L, "setting": setting, "samples": v} for (L, setting), v in groups.items()]
+
+
 def report(results, failed):
     lines = ["# CPU and GPU backends on the same held-out samples (greedy)", ""]
     lines += [f"The {d} run failed (its logs are beside the answers); samples it did not answer "
@@ -103,6 +130,8 @@ def main(argv=None):
     ap.add_argument("--model", default=os.path.join(HERE, "model"))
     ap.add_argument("--lengths", default="4096")
     ap.add_argument("--samples", type=int, default=2, help="held-out samples per task and length")
+    ap.add_argument("--samples-at", action="append", default=[], metavar="L=N",
+                    help="N samples at length L (as run's option; with --against)")
     ap.add_argument("--tasks", default=None, help="comma-separated (default: every task)")
     ap.add_argument("--settings", default="global n/4,b/1")
     ap.add_argument("--ranks", type=int, default=4)
@@ -111,8 +140,12 @@ def main(argv=None):
     ap.add_argument("--starinfer", default=None, help="the binary (default: run's)")
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--report-only", action="store_true", help="compare what is in --work")
+    ap.add_argument("--against", default=None, metavar="SAMPLES",
+                    help="a CPU run's samples.jsonl: run only the GPU and compare with it")
     args = ap.parse_args(argv)
     run = load_run()
+    if args.against:
+        return against(args, run)
     common = ["--model", args.model, "--lengths", args.lengths, "--samples", str(args.samples),
               "--settings", args.settings, "--ranks", str(args.ranks), "--jobs", str(args.jobs),
               "--threads", str(args.threads), "--work", args.work]
@@ -149,6 +182,47 @@ def main(argv=None):
     if failed:
         print(f"compare_backends: the {', '.join(failed)} run(s) failed; see the logs in {args.work}",
               file=sys.stderr)
+    n = sum(len(r["samples"]) for r in results)
+    return 1 if failed or n == 0 else 0
+
+
+def against(args, run):
+    try:
+        with open(args.against) as f:
+            cpu_samples = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError) as e:
+        sys.exit(f"compare_backends: --against {args.against}: {e}")
+    out = os.path.join(args.out, "cuda")
+    cmd = [sys.executable, RUN, "--model", args.model, "--lengths", args.lengths, "--samples",
+           str(args.samples), "--settings", args.settings, "--ranks", str(args.ranks), "--jobs",
+           str(args.jobs), "--threads", str(args.threads), "--work", args.work, "--device", "cuda",
+           "--share-gpus", "--out", out]
+    cmd += ["--tasks", args.tasks] if args.tasks else []
+    cmd += ["--starinfer", args.starinfer] if args.starinfer else []
+    cmd += sum((["--samples-at", x] for x in args.samples_at), [])
+    failed = []
+    if not args.report_only:
+        print(f"compare_backends: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            failed.append("cuda")
+    try:
+        with open(os.path.join(out, "samples.jsonl")) as f:
+            gpu_samples = [json.loads(line) for line in f if line.strip()]
+    except OSError as e:
+        sys.exit(f"compare_backends: the GPU run left no samples.jsonl in {out}: {e}")
+    results = compare_with_samples(cpu_samples, gpu_samples)
+    for r in results:
+        r["setting"] = run.label(r["setting"])
+    os.makedirs(args.out, exist_ok=True)
+    text = report(results, failed).replace(
+        "(first differing generated token)", "(first differing character of the answer)")
+    text += f"\nCPU answers: {args.against}; GPU answers: this run.\n"
+    with open(os.path.join(args.out, "backends.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "backends.json"), "w") as f:
+        json.dump({"lengths": args.lengths, "settings": args.settings, "against": args.against,
+                   "failed_runs": failed, "results": results}, f, indent=1)
+    sys.stdout.write(text)
     n = sum(len(r["samples"]) for r in results)
     return 1 if failed or n == 0 else 0
 

@@ -28,6 +28,23 @@ class Backends(unittest.TestCase):
         self.assertEqual(cb.first_difference([1, 2], [1, 2, 3]), 2)
         self.assertEqual(cb.first_difference([], [4]), 0)
 
+    def test_against_cpu_samples(self):
+        cpu = [{"length": 4096, "setting": "global", "task": "vt", "index": 0, "seed": 11,
+                "score": 1.0, "answer": "A B C"},
+               {"length": 4096, "setting": "global", "task": "vt", "index": 1, "seed": 12,
+                "score": 1.0, "answer": "D E"},
+               {"length": 4096, "setting": "n/4,b/1", "task": "vt", "index": 0, "seed": 11,
+                "score": 0.0, "answer": "A"}]
+        gpu = [dict(cpu[0]), dict(cpu[1], answer="D F", score=0.5),
+               dict(cpu[2], seed=99)]  # another sample under the same name: not compared
+        res = {(r["length"], r["setting"]): r["samples"] for r in cb.compare_with_samples(cpu, gpu)}
+        self.assertEqual(list(res), [(4096, "global")])
+        same = [e["identical"] for e in res[(4096, "global")]]
+        self.assertEqual(same, [True, False])
+        diff = res[(4096, "global")][1]
+        self.assertEqual((diff["position"], diff["cpu_answer"], diff["cuda_answer"]),
+                         ("char 2", "D E", "D F"))
+
     def test_report_from_answer_files(self):
         rows = [{"task": "niah_single_1", "index": 0}, {"task": "vt", "index": 0},
                 {"task": "cwe", "index": 0}, {"task": "cwe", "index": 1}]

@@ -14,10 +14,8 @@ step gpu_star_np2 60 "${mpirun[@]}" -np 2 "$build/tests/mpi/test_star"
 step gpu_star_np3 60 "${mpirun[@]}" -np 3 "$build/tests/mpi/test_star"
 step gpu_generate 60 "$build/starinfer" generate --device cuda --model tests/fixtures/models/tiny-llama3 \
   --prompt "Hello there" --max-new-tokens 8 --json
-step gpu_refuse_shared 60 "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda \
-  --model tests/fixtures/models/tiny-llama3 --context tests/fixtures/make_fixtures.py --query "Why?"
-step gpu_sampled_seed7 60 bash tests/gpu/checks.sh sampled-same "$build" 7
-step gpu_sampled_seed12345 60 bash tests/gpu/checks.sh sampled-same "$build" 12345
+step gpu_refuse_shared 60 bash tests/gpu/checks.sh shared-refused "$build"
+step gpu_sampled_repeats 60 bash tests/gpu/checks.sh sampled-repeats "$build" 7
 step gpu_refuse_nccl_shared 60 bash tests/gpu/checks.sh nccl-shared-refused "$build"
 if [[ ${1:-} != --skip-8b ]]; then
   step make_8b 240 python3 tests/gpu/make_8b_reference.py /tmp/g8 &&
