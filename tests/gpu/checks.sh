@@ -9,6 +9,9 @@
 #     H100: the first sampled token already differed.)
 #   bash tests/gpu/checks.sh shared-refused BUILD
 #     two ranks on one GPU without --share-gpus: refused, naming the node, the local rank and the flag
+#   bash tests/gpu/checks.sh plan-refused BUILD MODEL
+#     a plan that cannot fit (logits for a million-token chunk) is refused before allocating,
+#     with the bytes needed and free and the flags to change
 #   bash tests/gpu/checks.sh nccl-shared-refused BUILD
 #     two ranks on one GPU with --merge-transport nccl: refused, naming the flag
 #   bash tests/gpu/checks.sh transports BUILD OUT MODEL CONTEXT
@@ -52,6 +55,16 @@ shared_refused() {
     grep -q -- "--share-gpus" "$tmp/out"
 }
 
+plan_refused() {
+  local build=$1 model=$2
+  "${mpirun[@]}" -np 1 "$build/starinfer" run --device cuda --model "$model" \
+    --context tests/fixtures/make_fixtures.py --query "Why?" --chunk 1000000 >"$tmp/out" 2>&1
+  local rc=$?
+  cat "$tmp/out"
+  [[ $rc != 0 ]] && grep -q "needs .* MiB of GPU memory for its KV cache and activations, and .* MiB are free" "$tmp/out" &&
+    grep -q -- "--chunk" "$tmp/out"
+}
+
 nccl_shared_refused() {
   local build=$1
   head -c 3000 tests/fixtures/make_fixtures.py >"$tmp/ctx.txt"
@@ -93,7 +106,8 @@ PY
 case "${1:-}" in
 sampled-repeats) sampled_repeats "$2" "$3" ;;
 shared-refused) shared_refused "$2" ;;
+plan-refused) plan_refused "$2" "$3" ;;
 nccl-shared-refused) nccl_shared_refused "$2" ;;
 transports) transports "$2" "$3" "$4" "$5" ;;
-*) echo "usage: $0 sampled-repeats|shared-refused|nccl-shared-refused|transports ..." >&2; exit 2 ;;
+*) echo "usage: $0 sampled-repeats|shared-refused|plan-refused|nccl-shared-refused|transports ..." >&2; exit 2 ;;
 esac

@@ -21,7 +21,6 @@ if [[ ${1:-} != --skip-8b ]]; then
   step make_8b 240 python3 tests/gpu/make_8b_reference.py /tmp/g8 &&
     STARINFER_FIXTURES=/tmp/g8 STARINFER_TEST_MODELS=llama8b step gpu_model_8b 240 "$build/tests/test_model"
   # A plan that cannot fit (logits for a million-token chunk) is refused before allocating.
-  step gpu_refuse_plan 120 "${mpirun[@]}" -np 1 "$build/starinfer" run --device cuda --model /tmp/g8/models/llama8b \
-    --context tests/fixtures/make_fixtures.py --query "Why?" --chunk 1000000
+  step gpu_refuse_plan 120 bash tests/gpu/checks.sh plan-refused "$build" /tmp/g8/models/llama8b
 fi
 grep -h "bf16 vs fp32\|max relative\|nrmse\|FAIL\|vs reference\|union" "$logs"/*.log | head -80 >"$out/details.txt"
