@@ -319,32 +319,62 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
     }
 }
 
-/* Folds SPLITS partials of each row into the running state (m, l, o): one warp per row. */
+/* Folds SPLITS partials of each row into the running state (m, l, o): one warp per row. The
+ * lanes take the splits' maxima and denominators in parallel, and each lane keeps its columns of
+ * o in registers over the splits (loads independent of each other, one store at the end). */
+template <int D>
 __global__ void attn_merge_splits_kernel(float *m, float *l, float *o, const float *part,
-                                         int rows, int splits, int d)
+                                         int rows, int splits)
 {
+    constexpr int COLS = (D + 31) / 32;
     int row = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= rows)
         return;
-    float mx = m[row];
-    for (int s = 0; s < splits; s++)
-        mx = fmaxf(mx, part[((size_t)s * rows + row) * (d + 2)]);
+    const size_t stride = (size_t)rows * (D + 2); /* from one split's row to the next's */
+    const float *p = part + (size_t)row * (D + 2);
+    float m_old = m[row], mx = m_old;
+    for (int s = lane; s < splits; s += 32)
+        mx = fmaxf(mx, p[s * stride]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
     if (mx == -INFINITY)
         return; /* no key anywhere yet: the state stays empty */
-    float w0 = expf(m[row] - mx), lsum = l[row] * w0;
-    for (int c = lane; c < d; c += 32)
-        o[(size_t)row * d + c] *= w0;
-    for (int s = 0; s < splits; s++) {
-        const float *p = part + ((size_t)s * rows + row) * (d + 2);
-        float w = p[0] == -INFINITY ? 0.0f : expf(p[0] - mx);
-        lsum += p[1] * w;
-        for (int c = lane; c < d; c += 32)
-            o[(size_t)row * d + c] += p[2 + c] * w;
+    float lsum = 0.0f;
+    for (int s = lane; s < splits; s += 32) {
+        float ms = p[s * stride];
+        lsum += ms == -INFINITY ? 0.0f : p[s * stride + 1] * expf(ms - mx);
     }
-    __syncwarp();
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        lsum += __shfl_xor_sync(0xffffffffu, lsum, off);
+    float w0 = m_old == -INFINITY ? 0.0f : expf(m_old - mx);
+    float acc[COLS];
+#pragma unroll
+    for (int k = 0; k < COLS; k++) {
+        int c = lane + 32 * k;
+        acc[k] = c < D ? o[(size_t)row * D + c] * w0 : 0.0f;
+    }
+#pragma unroll 4
+    for (int s = 0; s < splits; s++) {
+        float ms = p[s * stride]; /* the same address in every lane: one broadcast load */
+        float w = ms == -INFINITY ? 0.0f : expf(ms - mx);
+#pragma unroll
+        for (int k = 0; k < COLS; k++) {
+            int c = lane + 32 * k;
+            if (c < D)
+                acc[k] += p[s * stride + 2 + c] * w;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < COLS; k++) {
+        int c = lane + 32 * k;
+        if (c < D)
+            o[(size_t)row * D + c] = acc[k];
+    }
     if (lane == 0) {
         m[row] = mx;
-        l[row] = lsum;
+        l[row] = l[row] * w0 + lsum;
     }
 }
 
@@ -449,8 +479,8 @@ static void launch(const tile_args &base, attn_state *s, int nq, int n_heads, in
     cudaCheckLaunch("attn_tile");
     if (splits > 1) {
         int warps = 8;
-        attn_merge_splits_kernel<<<(int)((rows + warps - 1) / warps), 32 * warps>>>(
-            s->m, s->l, s->o, a.part, (int)rows, splits, D);
+        attn_merge_splits_kernel<D><<<(int)((rows + warps - 1) / warps), 32 * warps>>>(
+            s->m, s->l, s->o, a.part, (int)rows, splits);
         cudaCheckLaunch("attn_merge_splits");
     }
 }
