@@ -1,5 +1,6 @@
-# Writes OUT: the short hash of SRC's checked-out commit ("unknown" outside a git checkout), as
-# STARINFER_GIT_COMMIT. Run at every build; the file is rewritten only when the hash changes.
+# Writes OUT: the short hash of SRC's checked-out commit ("unknown" outside a git checkout), with
+# "-dirty" when tracked files differ from it, as STARINFER_GIT_COMMIT. Run at every build; the
+# file is rewritten only when the value changes.
 cmake_minimum_required(VERSION 3.24)
 set(hash unknown)
 find_package(Git QUIET)
@@ -9,6 +10,11 @@ if(GIT_FOUND)
                   ERROR_QUIET)
   if(rc EQUAL 0)
     set(hash ${out})
+    execute_process(COMMAND ${GIT_EXECUTABLE} -C ${SRC} diff --quiet HEAD --
+                    RESULT_VARIABLE dirty ERROR_QUIET)
+    if(NOT dirty EQUAL 0)
+      set(hash ${hash}-dirty)
+    endif()
   endif()
 endif()
 file(CONFIGURE OUTPUT ${OUT} CONTENT "#define STARINFER_GIT_COMMIT \"@hash@\"\n" @ONLY)
