@@ -27,6 +27,7 @@ typedef enum { STAR_MERGE_MPI = 0, STAR_MERGE_NCCL } star_merge_transport;
 
 typedef struct {
     MPI_Comm comm;
+    int n_ranks; /* of COMM: with one there is nothing to merge */
     star_merge_mode mode;
     const backend *be;
     int head_dim;
