@@ -47,6 +47,7 @@ def model_records(recs):
         if r.get("kind") not in (None, "model") or "context" not in r:
             continue
         key = (r.get("shape") or r.get("model"), r["context"], r.get("attn", "global"),
+               r.get("merge_transport", "mpi"),
                r.get("ranks", 1), r.get("block"), r.get("anchor"))
         out[key] = r
     return list(out.values())

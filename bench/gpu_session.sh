@@ -7,7 +7,8 @@
 #   1. bench/hf_baseline.py: Transformers + SDPA, Llama-3.1-8B shape, 16K-128K, GEMM/copy rates,
 #      SDPA flash alone                                                    -> OUT/hf.jsonl
 #   2. starinfer bench, the same shape and lengths, global attention      -> OUT/starinfer.jsonl
-#   3. with two GPUs or more: Star Attention on 2 ranks at 128K (anchor = block, and 4K)
+#   3. with two GPUs or more: Star Attention on 2 ranks at 128K (anchor = block, and 4K; then
+#      the 4K anchor again with the NCCL merge)
 #   4. bench/compare.py                                                   -> OUT/compare.md
 # About 6 minutes on one H100 (64K and 128K are repeated twice, the shorter lengths three times).
 # Each step has a time limit, cut so that the whole session ends within --budget (default 540 s);
@@ -66,6 +67,9 @@ if ((gpus >= 2)); then
   timed star_np2 240 "${mpirun[@]}" -np 2 "$bin/starinfer" bench "${shape[@]}" --attn star \
     --device cuda --lengths 131072 --block-size 16384 --anchor-size 16384,4096 --repeat 2 \
     --json "$out/starinfer.jsonl"
+  timed star_np2_nccl 150 "${mpirun[@]}" -np 2 "$bin/starinfer" bench "${shape[@]}" --attn star \
+    --device cuda --lengths 131072 --block-size 16384 --anchor-size 4096 --repeat 2 \
+    --merge-transport nccl --json "$out/starinfer.jsonl"
 fi
 step compare 60 python3 "$here/compare.py" "$out/starinfer.jsonl" "$out/hf.jsonl" --md "$out/compare.md" ||
   failed=$((failed + 1))

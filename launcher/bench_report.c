@@ -102,6 +102,7 @@ void bench_write_json(FILE *f, const bench_record *b)
     cJSON_AddNumberToObject(o, "context", b->context);
     cJSON_AddNumberToObject(o, "block", b->block);
     cJSON_AddNumberToObject(o, "anchor", b->anchor);
+    cJSON_AddStringToObject(o, "merge_transport", b->merge_transport);
     cJSON_AddNumberToObject(o, "query_tokens", b->query_tokens);
     cJSON_AddNumberToObject(o, "decode_tokens", b->decode_tokens);
     cJSON_AddNumberToObject(o, "repeat", b->repeat);

@@ -15,6 +15,7 @@ bench_stats bench_stats_of(const double *v, int n);
 /* One configuration's figures, filled by cmd_bench on rank 0. */
 typedef struct {
     const char *shape, *model_dir, *device, *gpu, *attn, *git_commit, *command;
+    const char *merge_transport; /* "mpi" or "nccl" */
     int ranks, active_ranks, context, block, anchor, query_tokens, decode_tokens, repeat;
     const char *error; /* NULL when it ran */
     bench_stats ttft_s, decode_tokens_per_s, merge_ms_per_layer;

@@ -34,6 +34,7 @@ static const char *usage =
     "  --json FILE            append one JSON line per configuration ('-': stdout, no table)\n"
     "  --chunk N              most tokens per forward (default 512 on a CPU, 4096 on a GPU)\n"
     "  --merge MODE           auto (default), one-call or two-call\n"
+    "  --merge-transport T    mpi (default) or nccl (GPU to GPU, one GPU per rank)\n"
     "  --device KIND          auto (default), cpu or cuda\n"
     "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
     "Prints a markdown table on stdout; exits 1 when any configuration failed (its JSON line\n"
@@ -323,6 +324,8 @@ static int serve(const session *se, const bench_opts *o)
     br.base = (bench_record){.shape = o->s.shape, .model_dir = o->s.model_dir,
                              .device = se->be->name, .gpu = gpu,
                              .attn = o->s.req.attn == ATTN_GLOBAL ? "global" : "star",
+                             .merge_transport =
+                                 o->s.req.merge_transport == STAR_MERGE_NCCL ? "nccl" : "mpi",
                              .git_commit = starinfer_git_commit(), .command = o->command,
                              .ranks = mpi_size(), .query_tokens = o->query_tokens,
                              .decode_tokens = o->decode_tokens, .repeat = o->repeat};

@@ -270,8 +270,8 @@ bench_star_np2_json)
   python3 - "$tmp/bench.jsonl" <<'PY' || fail "the JSON lines lack fields or hold bad values"
 import json, sys
 fields = {"tool", "shape", "model", "device", "gpu", "attn", "ranks", "active_ranks", "context",
-          "block", "anchor", "query_tokens", "decode_tokens", "repeat", "ttft_s",
-          "decode_tokens_per_s", "merge_ms_per_layer", "phase1_s", "phase2_s",
+          "block", "anchor", "merge_transport", "query_tokens", "decode_tokens", "repeat",
+          "ttft_s", "decode_tokens_per_s", "merge_ms_per_layer", "phase1_s", "phase2_s",
           "peak_gib_per_rank", "roofline", "git_commit", "command"}
 recs = [json.loads(l) for l in open(sys.argv[1])]
 assert [(r["context"], r["anchor"]) for r in recs] == [(128, 32), (128, 64), (256, 32), (256, 64)]
@@ -280,6 +280,7 @@ for r in recs:
     assert r["tool"] == "starinfer" and r["shape"] == "tiny" and r["model"] is None
     assert r["device"] == "cpu" and r["attn"] == "star" and r["ranks"] == 2
     assert r["active_ranks"] == 2 and r["block"] == 64 and r["repeat"] == 2
+    assert r["merge_transport"] == "mpi"
     for k in ("ttft_s", "decode_tokens_per_s", "merge_ms_per_layer"):
         s = r[k]
         assert 0 < s["min"] <= s["mean"] <= s["max"] and s["std"] >= 0, (k, s)

@@ -14,9 +14,11 @@
 #     with the bytes needed and free and the flags to change
 #   bash tests/gpu/checks.sh nccl-shared-refused BUILD
 #     two ranks on one GPU with --merge-transport nccl: refused, naming the flag
-#   bash tests/gpu/checks.sh transports BUILD OUT MODEL CONTEXT
-#     decoding over CONTEXT on two GPUs with the mpi and the nccl merge; OUT/transports.txt gets
-#     the merge time per layer per decoded token and the decode speed of each
+#   bash tests/gpu/checks.sh transports BUILD OUT
+#     Star Attention over a 32K context on two GPUs (the 8B shape, random weights), decoding 64
+#     tokens with the mpi and then the nccl merge (starinfer bench); OUT/transports.jsonl gets
+#     both records and OUT/transports.txt the merge time per layer per decoded token, its share of
+#     a decoded token's time, and the decode speed of each
 set -uo pipefail
 mpirun=(mpirun --oversubscribe --bind-to none --mca btl self,vader,tcp --mca btl_tcp_if_include lo
   --mca oob_tcp_if_include lo)
@@ -76,30 +78,22 @@ nccl_shared_refused() {
 }
 
 transports() {
-  local build=$1 out=$2 model=$3 context=$4
-  : >"$out/transports.txt"
+  local build=$1 out=$2
+  rm -f "$out/transports.jsonl"
   for transport in mpi nccl; do
-    # Two lengths: the difference is decoding alone (the query's merges cancel out).
-    for n in 8 72; do
-      "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda --model "$model" \
-        --context "$context" --query "What is the special magic number?" --max-new-tokens $n \
-        --ignore-eos --chat-template none --merge-transport $transport --json \
-        >"$tmp/$transport-$n.json" 2>"$tmp/$transport-$n.err" || { cat "$tmp/$transport-$n.err"; return 1; }
-    done
-    python3 - "$tmp/$transport-8.json" "$tmp/$transport-72.json" "$transport" "$model" \
-      >>"$out/transports.txt" <<'PY'
-import json, sys
-short, long = (json.load(open(f)) for f in sys.argv[1:3])
-layers = json.load(open(sys.argv[4] + "/config.json"))["num_hidden_layers"]
-tokens = len(long["tokens"]) - len(short["tokens"])
-per_rank = [(b - a) / (tokens * layers) * 1e3
-            for a, b in zip(short["timings"]["merge_s"], long["timings"]["merge_s"])]
-print(f"{sys.argv[3]:5s} context {long['context_tokens']} tokens, 2 ranks: merge "
-      f"{max(per_rank):.4f} ms per layer per decoded token (per rank: "
-      + ", ".join(f"{x:.4f}" for x in per_rank)
-      + f"), decode {long['timings']['decode_tokens_per_s']:.2f} tokens/s")
-PY
+    "${mpirun[@]}" -np 2 "$build/starinfer" bench --device cuda --shape llama-3.1-8b --attn star \
+      --lengths 32768 --query-tokens 32 --decode-tokens 64 --warmup 1 --repeat 2 \
+      --merge-transport $transport --json "$out/transports.jsonl" || return 1
   done
+  python3 - "$out/transports.jsonl" >"$out/transports.txt" <<'PY'
+import json, sys
+for r in map(json.loads, open(sys.argv[1])):
+    merge = r["merge_ms_per_layer"]["mean"]
+    token_ms = 1e3 / r["decode_tokens_per_s"]["mean"]
+    print(f"{r['merge_transport']:5s} context {r['context']} tokens, {r['ranks']} ranks: merge "
+          f"{merge:.4f} ms per layer per decoded token, {32 * merge / token_ms:.1%} of a decoded "
+          f"token ({token_ms:.2f} ms); decode {r['decode_tokens_per_s']['mean']:.2f} tokens/s")
+PY
   cat "$out/transports.txt"
 }
 
@@ -108,6 +102,6 @@ sampled-repeats) sampled_repeats "$2" "$3" ;;
 shared-refused) shared_refused "$2" ;;
 plan-refused) plan_refused "$2" "$3" ;;
 nccl-shared-refused) nccl_shared_refused "$2" ;;
-transports) transports "$2" "$3" "$4" "$5" ;;
+transports) transports "$2" "$3" ;;
 *) echo "usage: $0 sampled-repeats|shared-refused|plan-refused|nccl-shared-refused|transports ..." >&2; exit 2 ;;
 esac

@@ -22,16 +22,7 @@ words.insert(1050, "The special magic number is 7481.")
 open(sys.argv[1], "w").write(".\n".join(words))
 PY
 # Decoding at 32K context: the phase-2 merge through MPI (pinned host staging) vs NCCL.
-python3 - /tmp/ctx32k.txt <<'PY'
-import random, sys
-rng = random.Random(32)
-syll = ["ka", "lo", "mi", "ren", "tas", "vo", "quil", "ne", "sar", "dum", "pe", "xi"]
-words = [" ".join("".join(rng.choice(syll) for _ in range(rng.randint(1, 3))) for _ in range(18))
-         for _ in range(520)]
-words.insert(260, "The special magic number is 7481.")
-open(sys.argv[1], "w").write(".\n".join(words))
-PY
-step transports_32k 600 bash tests/gpu/checks.sh transports "$build" "$out" /tmp/g8/models/llama8b /tmp/ctx32k.txt
+step transports_32k 300 bash tests/gpu/checks.sh transports "$build" "$out"
 for attn in star; do
   step run128k_$attn 420 "${mpirun[@]}" -np 2 "$build/starinfer" run --device cuda \
     --model /tmp/g8/models/llama8b --context /tmp/ctx128k.txt --query "What is the special magic number?" \
