@@ -34,6 +34,8 @@ cJSON *report_json(const request_result *res)
     cJSON_AddItemToObject(t, "phase2_s", per_rank(res->phase2_s, res->n_ranks, 1));
     cJSON_AddItemToObject(t, "merge_s", per_rank(res->merge_s, res->n_ranks, 1));
     cJSON_AddItemToObject(o, "memory_mib", per_rank(res->mem_bytes, res->n_ranks, 1.0 / 1048576));
+    cJSON_AddItemToObject(o, "peak_memory_mib",
+                          per_rank(res->peak_bytes, res->n_ranks, 1.0 / 1048576));
     cJSON_AddItemToObject(o, "rank_context_tokens",
                           cJSON_CreateIntArray(res->ctx_tokens, res->n_ranks));
     return o;
