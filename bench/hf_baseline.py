@@ -59,6 +59,13 @@ def stats(xs):
             "min": min(xs), "max": max(xs)}
 
 
+def command_line():
+    """How this run was started, the script named from the repository root (as in the docs)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), repo)
+    return " ".join([script if not script.startswith("..") else sys.argv[0], *sys.argv[1:]])
+
+
 def git_commit():
     here = os.path.dirname(os.path.abspath(__file__))
     try:
@@ -328,7 +335,7 @@ def main(argv=None):
             "attn_implementation": "sdpa", "ranks": 1, "active_ranks": 1,
             "query_tokens": args.query_tokens, "decode_tokens": args.decode_tokens,
             "repeat": args.repeat, "warmup": args.warmup, "cache": "dynamic",
-            "git_commit": git_commit(), "command": " ".join(sys.argv)}
+            "git_commit": git_commit(), "command": command_line()}
     extra = []
     if args.rates:
         log(f"bf16 GEMM {args.gemm_size}^3 and a {args.copy_mib} MiB device copy")
