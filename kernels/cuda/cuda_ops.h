@@ -32,6 +32,8 @@ void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, in
                           int head_dim, const attn_keys *keys, float scale);
 void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
 void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
+/* Seconds that RUNS calls of OP(USER) take on the GPU after WARMUP more, by CUDA events. */
+double cuda_time_runs(void (*op)(void *user), void *user, int warmup, int runs);
 double cuda_matmul_rate(void);
 double cuda_copy_rate(void);
 void cuda_device_name(char *buf, size_t len);

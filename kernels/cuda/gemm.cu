@@ -94,6 +94,21 @@ void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
 }
 
+struct product_args {
+    const gemm_plan *p;
+    const void *a, *b;
+    void *c;
+};
+
+static void product_once(void *user)
+{
+    const product_args *g = (const product_args *)user;
+    float one = 1.0f, zero = 0.0f;
+    cublasCheck(cublasLtMatmul(lt, g->p->op, &one, g->a, g->p->a, g->b, g->p->b, &zero, g->c,
+                               g->p->c, g->c, g->p->c, &g->p->algo, workspace, WORKSPACE_BYTES,
+                               0));
+}
+
 /* The bf16 matrix rate of this GPU, through the same cuBLASLt path as the model's products (bf16
  * operands, fp32 accumulation and output): a square product of N, timed with CUDA events. */
 double cuda_matmul_rate(void)
@@ -106,25 +121,10 @@ double cuda_matmul_rate(void)
     cudaCheck(cudaMalloc(&c, 4 * elems));
     cuda_weight_random(a, elems, 1, 1.0f);
     cuda_weight_random(b, elems, 2, 1.0f);
-    const gemm_plan *p = plan_for(n, n, n);
-    float one = 1.0f, zero = 0.0f;
-    cudaEvent_t start, stop;
-    cudaCheck(cudaEventCreate(&start));
-    cudaCheck(cudaEventCreate(&stop));
-    for (int i = 0; i < warmup + runs; i++) {
-        if (i == warmup)
-            cudaCheck(cudaEventRecord(start));
-        cublasCheck(cublasLtMatmul(lt, p->op, &one, a, p->a, b, p->b, &zero, c, p->c, c, p->c,
-                                   &p->algo, workspace, WORKSPACE_BYTES, 0));
-    }
-    cudaCheck(cudaEventRecord(stop));
-    cudaCheck(cudaEventSynchronize(stop));
-    float ms = 0;
-    cudaCheck(cudaEventElapsedTime(&ms, start, stop));
-    cudaCheck(cudaEventDestroy(start));
-    cudaCheck(cudaEventDestroy(stop));
+    product_args g = {plan_for(n, n, n), a, b, c};
+    double seconds = cuda_time_runs(product_once, &g, warmup, runs);
     cudaCheck(cudaFree(a));
     cudaCheck(cudaFree(b));
     cudaCheck(cudaFree(c));
-    return 2.0 * n * (double)n * n * runs / (ms * 1e-3);
+    return 2.0 * n * (double)n * n * runs / seconds;
 }
