@@ -116,6 +116,8 @@ int cmd_generate(int argc, char **argv)
     int chunk = n < 512 ? n : 512;
     backend_weights bw;
     backend_weights_upload(&bw, &m.cfg, &m.w, m.inv_freq, be);
+    if (!be->host_memory)
+        model_weights_free(&m.w); /* the device holds its own copy */
     size_t weights = be->host_memory ? m.w.bytes : bw.bytes;
     size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk);
     si_log("%d prompt tokens; memory on %s: %.1f MiB (weights %.1f MiB, KV cache and activations "
@@ -125,6 +127,7 @@ int cmd_generate(int argc, char **argv)
     global_runner_init(&g, &m.cfg, &bw, be, capacity, chunk);
     double t0 = timer_now();
     const float *logits = global_prefill(&g, ids, n, 0);
+    be->synchronize(); /* the logits stay on the device: wait for them */
     double prefill_s = timer_now() - t0;
     si_log("prefill: %d tokens in %.3f s (%.1f tokens/s)", n, prefill_s, n / prefill_s);
     gen_driver d = {.step = global_step, .user = &g, .be = be, .is_root = 1,

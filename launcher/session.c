@@ -27,6 +27,9 @@ int session_open(session *s, star_flags *flags)
         backend_weights_random(&s->w, &s->m.cfg, s->m.inv_freq, s->be, flags->weight_seed);
     else
         backend_weights_upload(&s->w, &s->m.cfg, &s->m.w, s->m.inv_freq, s->be);
+    /* A device keeps its own copy: the fp32 host tensors (32 GB for an 8B model) can go. */
+    if (!s->be->host_memory)
+        model_weights_free(&s->m.w);
     flags->req.be = s->be;
     /* Longer chunks keep a GPU's matrix units busy; on the CPU they only cost memory. */
     if (!flags->req.chunk)
