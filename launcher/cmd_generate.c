@@ -92,11 +92,20 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
         return 2;
     }
+    const backend *be = device_open(o.device, 0, 1, 0, &err);
+    if (!be) {
+        fprintf(stderr, "starinfer generate: %s\n", err.msg);
+        return 1;
+    }
+    /* A device converts the weights itself from the mapped files (no fp32 copy on the host). */
     model m;
     int *ids = NULL, n = 0;
-    if (model_load(&m, o.model_dir, &err) != 0 || prompt_encode(&m, o.g.use_chat, o.prompt, &ids, &n,
-                                                                &err) != 0) {
+    int loaded = (be->host_memory ? model_load(&m, o.model_dir, &err)
+                                  : model_load_for_device(&m, o.model_dir, &err)) == 0;
+    if (!loaded || prompt_encode(&m, o.g.use_chat, o.prompt, &ids, &n, &err) != 0) {
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
+        if (loaded)
+            model_free(&m);
         return 1;
     }
     int capacity = n + o.g.gen.max_new_tokens;
@@ -108,16 +117,12 @@ int cmd_generate(int argc, char **argv)
                 n, o.g.gen.max_new_tokens, capacity, m.cfg.max_position_embeddings);
         return 1;
     }
-    const backend *be = device_open(o.device, 0, 1, 0, &err);
-    if (!be) {
-        fprintf(stderr, "starinfer generate: %s\n", err.msg);
-        return 1;
-    }
     int chunk = n < 512 ? n : 512;
     backend_weights bw;
-    backend_weights_upload(&bw, &m.cfg, &m.w, m.inv_freq, be);
-    if (!be->host_memory)
-        model_weights_free(&m.w); /* the device holds its own copy */
+    if (be->host_memory)
+        backend_weights_upload(&bw, &m.cfg, &m.w, m.inv_freq, be);
+    else if (backend_weights_stream(&bw, &m.cfg, &m.set, m.inv_freq, be, &err))
+        si_fatal("%s", err.msg); /* checked while loading: the files changed since */
     size_t weights = be->host_memory ? m.w.bytes : bw.bytes;
     size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk);
     si_log("%d prompt tokens; memory on %s: %.1f MiB (weights %.1f MiB, KV cache and activations "

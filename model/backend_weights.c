@@ -6,8 +6,8 @@
 
 #include "kernels/random_weights.h"
 
-/* The tensors of W (NULL: no host tensors) in a fixed order, with their element counts and
- * fan-in (0 for a norm's scale); DST the matching slots. */
+/* The tensors of W (NULL: no host tensors) in a fixed order, model_weights_each's, with their
+ * element counts and fan-in (0 for a norm's scale); DST the matching slots. */
 typedef struct {
     const float *src;
     const void **dst;
@@ -100,6 +100,54 @@ void backend_weights_upload(backend_weights *bw, const model_config *cfg, const 
     if (cfg->tie_word_embeddings)
         bw->lm_head = bw->embed;
     free(slots);
+}
+
+/* Where model_weights_each's pieces go: the INDEX-th tensor of the list (the same order). */
+typedef struct {
+    const backend *be;
+    const tensor_slot *slots;
+    char **starts;
+    int n;
+} stream_target;
+
+static void put_piece(void *user, int index, size_t offset, const float *values, size_t count)
+{
+    const stream_target *t = user;
+    if (index >= t->n || offset + count > t->slots[index].count)
+        si_fatal("weight %d: elements %zu..%zu do not fit its slot of %zu", index, offset,
+                 offset + count, index < t->n ? t->slots[index].count : 0);
+    t->be->weight_upload(t->starts[index] + offset * t->be->weight_size, values, count);
+}
+
+int backend_weights_stream(backend_weights *bw, const model_config *cfg, const st_set *set,
+                           const float *inv_freq, const backend *be, si_error *err)
+{
+    memset(bw, 0, sizeof *bw);
+    if (model_weights_each(cfg, set, 0, NULL, NULL, err) != 0)
+        return -1; /* every tensor checked before the block is allocated */
+    bw->layers = callocCheck(cfg->n_layers, sizeof *bw->layers, "layer table");
+    tensor_slot *slots = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *slots, "tensor list");
+    char **starts = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *starts, "tensor list");
+    int n = list_tensors(slots, cfg, NULL, bw);
+    bw->bytes = block_bytes(cfg, be);
+    bw->block = be->alloc(bw->bytes, "weights");
+    char *cursor = bw->block;
+    for (int i = 0; i < n; i++) {
+        starts[i] = cursor;
+        *slots[i].dst = cursor;
+        cursor += padded(slots[i].count * be->weight_size);
+    }
+    stream_target t = {be, slots, starts, n};
+    int rc = model_weights_each(cfg, set, 0, put_piece, &t, err);
+    be->to_device(cursor, inv_freq, sizeof(float) * (cfg->head_dim / 2));
+    bw->inv_freq = (const float *)cursor;
+    if (cfg->tie_word_embeddings)
+        bw->lm_head = bw->embed;
+    free(starts);
+    free(slots);
+    if (rc != 0)
+        backend_weights_free(bw, be);
+    return rc;
 }
 
 void backend_weights_random(backend_weights *bw, const model_config *cfg, const float *inv_freq,

@@ -30,6 +30,10 @@ void backend_weights_upload(backend_weights *bw, const model_config *cfg, const 
  * 1. For benchmarks of a model shape without its checkpoint. */
 void backend_weights_random(backend_weights *bw, const model_config *cfg, const float *inv_freq,
                             const backend *be, uint64_t seed);
+/* One allocation on BE filled from the safetensors files SET tensor by tensor, converted in
+ * pieces (never the whole model in fp32 on the host); an error names the tensor at fault. */
+int backend_weights_stream(backend_weights *bw, const model_config *cfg, const st_set *set,
+                           const float *inv_freq, const backend *be, si_error *err);
 void backend_weights_free(backend_weights *bw, const backend *be);
 
 #endif

@@ -20,19 +20,22 @@ static int load_tokenizer(model *m, const char *dir, si_error *err)
     return chat_format_detect(&m->chat, dir, err);
 }
 
-int model_load(model *m, const char *dir, si_error *err)
+static int load(model *m, const char *dir, int host_weights, si_error *err)
 {
     memset(m, 0, sizeof *m);
     if (model_config_load(&m->cfg, dir, err) != 0)
         return -1;
-    st_set set = {0};
-    if (st_open_dir(&set, dir, err) != 0)
+    if (st_open_dir(&m->set, dir, err) != 0)
         return -1;
-    int rc = model_weights_load(&m->w, &m->cfg, &set, err);
-    st_close(&set); /* weights are converted into their own allocation */
-    if (rc != 0)
-        return -1;
-    if (load_tokenizer(m, dir, err) != 0) {
+    int rc;
+    if (host_weights) {
+        rc = model_weights_load(&m->w, &m->cfg, &m->set, err);
+        st_close(&m->set); /* weights are converted into their own allocation */
+        memset(&m->set, 0, sizeof m->set);
+    } else {
+        rc = model_weights_each(&m->cfg, &m->set, 0, NULL, NULL, err);
+    }
+    if (rc != 0 || load_tokenizer(m, dir, err) != 0) {
         model_free(m);
         return -1;
     }
@@ -41,9 +44,21 @@ int model_load(model *m, const char *dir, si_error *err)
     return 0;
 }
 
+int model_load(model *m, const char *dir, si_error *err)
+{
+    return load(m, dir, 1, err);
+}
+
+int model_load_for_device(model *m, const char *dir, si_error *err)
+{
+    return load(m, dir, 0, err);
+}
+
 void model_free(model *m)
 {
     model_weights_free(&m->w);
+    if (m->set.n_files)
+        st_close(&m->set);
     if (m->tok)
         tokenizer_free(m->tok);
     free(m->inv_freq);

@@ -71,15 +71,16 @@ static void set_spec(weight_spec *s, const char *name, float **dst, int ndim, di
 
 #define SLOT(p, field) ((p) ? &(p)->field : NULL)
 
-/* Fills S (room for n_specs(CFG)) with every tensor of the model, in the order of the block;
- * the destinations point into W, or are NULL when W is. */
+/* Fills S (room for n_specs(CFG)) with every tensor of the model, in the order of the block
+ * (the order model_weights_each documents); the destinations point into W, or are NULL when W
+ * is. */
 static int weight_specs(const model_config *cfg, model_weights *w, weight_spec *s)
 {
     int n = 0;
     set_spec(&s[n++], "model.embed_tokens.weight", SLOT(w, embed), 2, D_VOCAB, D_HIDDEN);
+    set_spec(&s[n++], "model.norm.weight", SLOT(w, norm), 1, D_HIDDEN, 0);
     if (!cfg->tie_word_embeddings)
         set_spec(&s[n++], "lm_head.weight", SLOT(w, lm_head), 2, D_VOCAB, D_HIDDEN);
-    set_spec(&s[n++], "model.norm.weight", SLOT(w, norm), 1, D_HIDDEN, 0);
     for (int i = 0; i < cfg->n_layers; i++) {
         layer_weights *l = w ? &w->layers[i] : NULL;
         const struct {
@@ -209,17 +210,19 @@ static void copy_f32(float *dst, const void *src, size_t n)
         memcpy(&dst[i], (const char *)src + i * sizeof(float), sizeof(float));
 }
 
-static void convert_tensor(float *dst, const st_tensor *t, size_t n)
+/* Elements FROM .. FROM + N - 1 of T, converted to fp32 at DST. */
+static void convert_range(float *dst, const st_tensor *t, size_t from, size_t n)
 {
+    const char *src = (const char *)t->data + from * st_dtype_size(t->dtype);
     switch (t->dtype) {
     case ST_BF16:
-        bf16_to_f32_array(dst, t->data, n);
+        bf16_to_f32_array(dst, src, n);
         break;
     case ST_F16:
-        f16_to_f32_array(dst, t->data, n);
+        f16_to_f32_array(dst, src, n);
         break;
     case ST_F32:
-        copy_f32(dst, t->data, n);
+        copy_f32(dst, src, n);
         break;
     }
 }
@@ -240,7 +243,7 @@ static int fill_block(model_weights *w, const model_config *cfg, const weight_sp
     for (int i = 0; i < n; i++) {
         size_t elems = spec_elems(cfg, &specs[i]);
         *specs[i].dst = (float *)cursor;
-        convert_tensor(*specs[i].dst, src[i], elems);
+        convert_range(*specs[i].dst, src[i], 0, elems);
         cursor += aligned_bytes(elems);
     }
     return 0;
@@ -264,6 +267,33 @@ int model_weights_load(model_weights *w, const model_config *cfg, const st_set *
     free(src);
     if (rc)
         model_weights_free(w);
+    return rc;
+}
+
+int model_weights_each(const model_config *cfg, const st_set *set, size_t piece,
+                       weight_put_fn put, void *user, si_error *err)
+{
+    int n = n_specs(cfg);
+    weight_spec *specs = callocCheck((size_t)n, sizeof *specs, "the weight list");
+    const st_tensor **src = callocCheck((size_t)n, sizeof *src, "the weight list");
+    weight_specs(cfg, NULL, specs);
+    int rc = find_tensors(cfg, set, specs, src, n, err);
+    if (!rc && put) {
+        if (!piece)
+            piece = (size_t)16 << 20; /* 64 MiB of fp32 at a time */
+        float *buf = mallocCheck(sizeof(float) * piece, "weight conversion buffer");
+        for (int i = 0; i < n; i++) {
+            size_t elems = spec_elems(cfg, &specs[i]);
+            for (size_t done = 0; done < elems; done += piece) {
+                size_t len = elems - done < piece ? elems - done : piece;
+                convert_range(buf, src[i], done, len);
+                put(user, i, done, buf, len);
+            }
+        }
+        free(buf);
+    }
+    free(specs);
+    free(src);
     return rc;
 }
 

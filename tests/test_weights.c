@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels/convert.h"
+#include "model/backend_weights.h"
 #include "model/weights.h"
 #include "test_util.h"
 
@@ -242,11 +243,106 @@ static void load_and_check(fixture *f, const model_opts *o)
         assert_ptr_not_equal(f->w.lm_head, f->w.embed);
 }
 
+/* The same files streamed into a backend's own allocation, piece by piece (as a GPU is filled,
+ * without the model in fp32 on the host), hold exactly what the host load holds, tensor by
+ * tensor. Run after load_and_check. */
+static void stream_and_compare(fixture *f, const model_opts *o)
+{
+    const backend *be = backend_cpu();
+    float inv_freq[64] = {0};
+    backend_weights bw;
+    si_error err = {0};
+    if (backend_weights_stream(&bw, &f->cfg, &f->set, inv_freq, be, &err))
+        fail_msg("%s", err.msg);
+    model_weights sw = {.embed = (float *)bw.embed, .norm = (float *)bw.norm,
+                        .lm_head = (float *)bw.lm_head};
+    sw.layers = calloc(f->cfg.n_layers, sizeof *sw.layers);
+    for (int l = 0; l < f->cfg.n_layers; l++) {
+        const layer_tensors *t = &bw.layers[l];
+        sw.layers[l] = (layer_weights){(float *)t->attn_norm, (float *)t->wq, (float *)t->wk,
+                                       (float *)t->wv,        (float *)t->wo, (float *)t->mlp_norm,
+                                       (float *)t->w_gate,    (float *)t->w_up,
+                                       (float *)t->w_down};
+    }
+    tensor_desc ts[64];
+    int n = model_tensors(o, ts);
+    for (int k = 0; k < n; k++)
+        if (memcmp(loaded(&sw, ts[k].name), loaded(&f->w, ts[k].name),
+                   sizeof(float) * desc_elems(&ts[k])))
+            fail_msg("%s streamed differs from %s loaded", ts[k].name, ts[k].name);
+    if (o->tied)
+        assert_ptr_equal(bw.lm_head, bw.embed);
+    else
+        assert_ptr_not_equal(bw.lm_head, bw.embed);
+    free(sw.layers);
+    backend_weights_free(&bw, be);
+}
+
+/* model_weights_each in pieces of 5 elements: every tensor, in the documented order, arrives
+ * whole and in fp32, each piece at its offset. */
+typedef struct {
+    const fixture *f;
+    const char *const *order;
+    int next_index;
+    size_t next_offset, total;
+} piece_check;
+
+static void put_checked(void *user, int index, size_t offset, const float *v, size_t count)
+{
+    piece_check *c = user;
+    if (offset == 0) {
+        assert_int_equal(index, c->next_index);
+        c->next_index++;
+    } else {
+        assert_int_equal(index, c->next_index - 1);
+        assert_int_equal(offset, c->next_offset);
+    }
+    assert_true(count >= 1 && count <= 5);
+    c->next_offset = offset + count;
+    c->total += count;
+    const float *want = loaded(&c->f->w, c->order[index]);
+    for (size_t j = 0; j < count; j++)
+        if (v[j] != want[offset + j])
+            fail_msg("%s[%zu]: %g, expected %g", c->order[index], offset + j, v[j],
+                     want[offset + j]);
+}
+
+static void each_in_pieces(void **state)
+{
+    fixture *f = *state;
+    model_opts o = {.dtype = "BF16"};
+    write_model(f, &o);
+    load_and_check(f, &o);
+    const char *order[3 + 9 * LAYERS] = {"model.embed_tokens.weight", "model.norm.weight",
+                                        "lm_head.weight"};
+    static const char *const per_layer[] = {
+        "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+    static char names[9 * LAYERS][64];
+    for (int l = 0; l < LAYERS; l++)
+        for (int j = 0; j < 9; j++) {
+            snprintf(names[l * 9 + j], 64, "model.layers.%d.%s", l, per_layer[j]);
+            order[3 + l * 9 + j] = names[l * 9 + j];
+        }
+    piece_check c = {.f = f, .order = order};
+    si_error err = {0};
+    assert_int_equal(model_weights_each(&f->cfg, &f->set, 5, put_checked, &c, &err), 0);
+    assert_int_equal(c.next_index, 3 + 9 * LAYERS);
+    tensor_desc ts[64];
+    int n = model_tensors(&o, ts);
+    size_t total = 0;
+    for (int k = 0; k < n; k++)
+        total += desc_elems(&ts[k]);
+    assert_int_equal(c.total, total); /* every element of every tensor, once */
+}
+
 static void bf16_single_file_untied(void **state)
 {
     model_opts o = {.dtype = "BF16"};
     write_model(*state, &o);
     load_and_check(*state, &o);
+    stream_and_compare(*state, &o);
 }
 
 static void f16_tied(void **state)
@@ -254,6 +350,7 @@ static void f16_tied(void **state)
     model_opts o = {.dtype = "F16", .tied = 1};
     write_model(*state, &o);
     load_and_check(*state, &o);
+    stream_and_compare(*state, &o);
 }
 
 static void f32_sharded(void **state)
@@ -263,6 +360,7 @@ static void f32_sharded(void **state)
     write_model(f, &o);
     assert_int_equal(f->set.n_files, 2);
     load_and_check(f, &o);
+    stream_and_compare(f, &o);
 }
 
 static void head_dim_not_hidden_over_heads(void **state)
@@ -361,6 +459,24 @@ static void untied_without_lm_head(void **state)
     assert_has(err.msg, "tie_word_embeddings");
 }
 
+/* Streaming checks every tensor before it allocates or converts anything. */
+static void missing_tensor_streamed(void **state)
+{
+    fixture *f = *state;
+    model_opts o = {.dtype = "BF16", .omit = "model.layers.0.mlp.up_proj.weight"};
+    write_model(f, &o);
+    si_error err = {0};
+    assert_int_equal(model_weights_each(&f->cfg, &f->set, 0, NULL, NULL, &err), -1);
+    assert_has(err.msg, "model.layers.0.mlp.up_proj.weight is missing");
+    float inv_freq[64] = {0};
+    backend_weights bw;
+    err.msg[0] = 0;
+    assert_int_equal(backend_weights_stream(&bw, &f->cfg, &f->set, inv_freq, backend_cpu(), &err),
+                     -1);
+    assert_has(err.msg, "model.layers.0.mlp.up_proj.weight is missing");
+    assert_has(err.msg, f->tmp.dir);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -376,6 +492,8 @@ int main(void)
         TEST(kv_heads_mismatch),
         TEST(missing_tensor),
         TEST(untied_without_lm_head),
+        TEST(missing_tensor_streamed),
+        TEST(each_in_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
