@@ -97,11 +97,9 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
         return 1;
     }
-    /* A device converts the weights itself from the mapped files (no fp32 copy on the host). */
     model m;
     int *ids = NULL, n = 0;
-    int loaded = (be->host_memory ? model_load(&m, o.model_dir, &err)
-                                  : model_load_for_device(&m, o.model_dir, &err)) == 0;
+    int loaded = model_load_mapped(&m, o.model_dir, &err) == 0;
     if (!loaded || prompt_encode(&m, o.g.use_chat, o.prompt, &ids, &n, &err) != 0) {
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
         if (loaded)
@@ -119,11 +117,10 @@ int cmd_generate(int argc, char **argv)
     }
     int chunk = n < 512 ? n : 512;
     backend_weights bw;
-    if (be->host_memory)
-        backend_weights_upload(&bw, &m.cfg, &m.w, m.inv_freq, be);
-    else if (backend_weights_stream(&bw, &m.cfg, &m.set, m.inv_freq, be, &err))
+    /* The backend's own copy, converted piece by piece from the mapped files. */
+    if (backend_weights_stream(&bw, &m.cfg, &m.set, m.inv_freq, be, &err))
         si_fatal("%s", err.msg); /* checked while loading: the files changed since */
-    size_t weights = be->host_memory ? m.w.bytes : bw.bytes;
+    size_t weights = bw.bytes;
     size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk);
     si_log("%d prompt tokens; memory on %s: %.1f MiB (weights %.1f MiB, KV cache and activations "
            "%.1f MiB)",

@@ -5,16 +5,6 @@
 #include "model/shapes.h"
 #include "runtime/mpi_check.h"
 
-/* The model for BE: a device converts the weights itself, straight from the mapped files, so
- * the host never holds them in fp32; the CPU computes on the host's fp32 copy. */
-static int load_model(model *m, const star_flags *flags, const backend *be, si_error *err)
-{
-    if (flags->shape)
-        return model_shape_init(m, flags->shape, err);
-    return be->host_memory ? model_load(m, flags->model_dir, err)
-                           : model_load_for_device(m, flags->model_dir, err);
-}
-
 int session_open(session *s, star_flags *flags)
 {
     memset(s, 0, sizeof *s);
@@ -25,19 +15,20 @@ int session_open(session *s, star_flags *flags)
     s->be = device_open(flags->device, local, local_size, flags->share_gpus, &err);
     int ok = s->be != NULL;
     if (ok)
-        ok = s->loaded = load_model(&s->m, flags, s->be, &err) == 0;
+        ok = s->loaded = (flags->shape ? model_shape_init(&s->m, flags->shape, &err)
+                                       : model_load_mapped(&s->m, flags->model_dir, &err)) == 0;
     if (!ok)
         si_log("error: %s", err.msg);
     if (!mpi_all_ok(ok))
         return -1;
+    /* The backend's own copy of the weights (bf16 on a GPU, fp32 on the CPU), converted piece by
+     * piece from the mapped files: the host never holds a second copy of the model. */
     if (flags->shape)
         backend_weights_random(&s->w, &s->m.cfg, s->m.inv_freq, s->be, flags->weight_seed);
-    else if (s->be->host_memory)
-        backend_weights_upload(&s->w, &s->m.cfg, &s->m.w, s->m.inv_freq, s->be);
     else if (backend_weights_stream(&s->w, &s->m.cfg, &s->m.set, s->m.inv_freq, s->be, &err))
         si_fatal("%s", err.msg); /* checked while loading: the files changed since */
     if (s->m.set.n_files)
-        st_close(&s->m.set); /* the device has its copy: unmap the files */
+        st_close(&s->m.set); /* the backend has its copy: unmap the files */
     flags->req.be = s->be;
     /* Longer chunks keep a GPU's matrix units busy; on the CPU they only cost memory. */
     if (!flags->req.chunk)

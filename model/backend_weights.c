@@ -69,11 +69,6 @@ static size_t block_bytes(const model_config *cfg, const backend *be)
            sizeof(float) * (cfg->head_dim / 2);
 }
 
-size_t backend_weights_bytes(const model_config *cfg, const backend *be)
-{
-    return be->host_memory ? 0 : block_bytes(cfg, be);
-}
-
 void backend_weights_upload(backend_weights *bw, const model_config *cfg, const model_weights *w,
                             const float *inv_freq, const backend *be)
 {

@@ -1,5 +1,6 @@
-/* The weights where the backend computes, in its own format: the CPU backend uses the loaded fp32
- * tensors in place; a device backend gets one allocation, converted tensor by tensor. */
+/* The weights where the backend computes, in its own format (fp32 on the CPU, bf16 on a GPU), in
+ * one backend allocation filled from the mapped safetensors files piece by piece (the commands),
+ * or made from a seed (benchmarks); tests may also take a host load's fp32 tensors. */
 #ifndef STARINFER_MODEL_BACKEND_WEIGHTS_H
 #define STARINFER_MODEL_BACKEND_WEIGHTS_H
 
@@ -21,8 +22,7 @@ typedef struct {
     size_t bytes;          /* its size */
 } backend_weights;
 
-/* Bytes the weights take on BE (0 for a backend that uses host memory in place). */
-size_t backend_weights_bytes(const model_config *cfg, const backend *be);
+/* From W, the fp32 tensors of model_load: used in place on the CPU, copied to a device. */
 void backend_weights_upload(backend_weights *bw, const model_config *cfg, const model_weights *w,
                             const float *inv_freq, const backend *be);
 /* Seeded random weights made directly on BE, in one allocation (also on the CPU): tensor i

@@ -49,7 +49,7 @@ int model_load(model *m, const char *dir, si_error *err)
     return load(m, dir, 1, err);
 }
 
-int model_load_for_device(model *m, const char *dir, si_error *err)
+int model_load_mapped(model *m, const char *dir, si_error *err)
 {
     return load(m, dir, 0, err);
 }

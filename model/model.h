@@ -10,7 +10,7 @@
 
 typedef struct {
     model_config cfg;
-    model_weights w; /* fp32 on the host; empty when loaded for a device (see below) */
+    model_weights w; /* fp32 on the host (model_load); empty from model_load_mapped */
     st_set set;      /* the safetensors files, kept open (mapped) when the weights were not
                       * converted on the host */
     tokenizer *tok;
@@ -21,9 +21,10 @@ typedef struct {
 /* Loads DIR/config.json (+ generation_config.json), the safetensors weights (single file or
  * sharded), DIR/tokenizer.json and DIR/tokenizer_config.json. Errors name the file at fault. */
 int model_load(model *m, const char *dir, si_error *err);
-/* The same, for a device that converts the weights itself: every tensor is found and checked
- * but left in the files (M->set, mapped), for backend_weights_stream; M->w stays empty. */
-int model_load_for_device(model *m, const char *dir, si_error *err);
+/* The same, for a backend that keeps its own copy of the weights: every tensor is found and
+ * checked but left in the files (M->set, mapped) for backend_weights_stream, which converts them
+ * piece by piece; M->w stays empty. What the commands use, on every backend. */
+int model_load_mapped(model *m, const char *dir, si_error *err);
 void model_free(model *m);
 
 #endif
