@@ -9,7 +9,9 @@ device, with attn_implementation="sdpa", and times on the same device:
   decode     --decode-tokens greedy steps after that prefill (Transformers' dynamic KV cache)
   peak       torch.cuda.max_memory_allocated over each length's runs
   rates      (--rates) bf16 GEMM TFLOP/s (N x N x N torch.matmul) and device copy GB/s
-  sdpa       (--sdpa-kernel) SDPA's flash backend alone, causal, 32 heads of 128, batch 1
+  sdpa       (--sdpa-kernel) SDPA alone, causal, 32 heads of 128, batch 1: PyTorch's default
+             backend (what Transformers runs: cuDNN's attention on an H100 with PyTorch 2.11),
+             and the flash and cuDNN backends forced
 
 Every length is --warmup untimed runs then --repeat timed ones (mean/std/min/max). An error at
 one length (out of memory, say) is recorded in that length's JSON line and the run goes on.
@@ -216,16 +218,20 @@ def measure_rates(torch, dev, gemm_n, copy_mib, iters):
             "copy_bytes": copy_mib * 2**20, "mem_gbps_counts": "bytes read + bytes written"}
 
 
-def measure_sdpa(torch, dev, n, heads, head_dim, repeat, warmup):
-    """SDPA alone, causal; the flash backend on a GPU (the default one on a CPU)."""
+SDPA_BACKENDS = ("default", "flash", "cudnn")
+
+
+def measure_sdpa(torch, dev, n, heads, head_dim, repeat, warmup, backend="default"):
+    """SDPA alone, causal, with BACKEND: "default" is PyTorch's own choice (what Transformers
+    runs), "flash" and "cudnn" force one (GPU only; one that cannot run raises RuntimeError)."""
     import torch.nn.functional as F
     q, k, v = (torch.randn(1, heads, n, head_dim, device=dev.name, dtype=torch.bfloat16)
                for _ in range(3))
-    backend = "default"
     ctx = None
-    if dev.cuda:
+    if backend != "default":
         from torch.nn.attention import SDPBackend, sdpa_kernel
-        ctx, backend = sdpa_kernel(SDPBackend.FLASH_ATTENTION), "flash"
+        ctx = sdpa_kernel({"flash": SDPBackend.FLASH_ATTENTION,
+                           "cudnn": SDPBackend.CUDNN_ATTENTION}[backend])
     times = []
     with ctx if ctx is not None else _null():
         for i in range(warmup + repeat):
@@ -307,7 +313,8 @@ def parse_args(argv=None):
     ap.add_argument("--rates", action="store_true", help="also the GEMM TFLOP/s and copy GB/s")
     ap.add_argument("--gemm-size", type=int, default=8192)
     ap.add_argument("--copy-mib", type=int, default=1024)
-    ap.add_argument("--sdpa-kernel", action="store_true", help="also SDPA flash alone")
+    ap.add_argument("--sdpa-kernel", action="store_true",
+                    help="also SDPA alone: the default, flash and cuDNN backends")
     ap.add_argument("--sdpa-lengths", default="16384,65536")
     ap.add_argument("--json", metavar="FILE", help="append JSON lines here")
     args = ap.parse_args(argv)
@@ -344,12 +351,15 @@ def main(argv=None):
                           kind="rates", **rates))
     sdpa = []
     if args.sdpa_kernel:
-        def one(n):
-            log(f"SDPA causal attention alone at {n} tokens")
-            return measure_sdpa(torch, dev, n, 32, 128, args.repeat, max(args.warmup, 1))
         sdpa_base = {k: base[k] for k in ("tool", "device", "gpu", "torch", "git_commit")}
-        sdpa = run_lengths(torch, dev, args.sdpa_lengths, dict(sdpa_base, kind="sdpa", heads=32,
-                                                              head_dim=128), one)
+        for backend in SDPA_BACKENDS if dev.cuda else ("default",):
+            def one(n, backend=backend):
+                log(f"SDPA causal attention alone at {n} tokens, backend {backend}")
+                return measure_sdpa(torch, dev, n, 32, 128, args.repeat, max(args.warmup, 1),
+                                    backend)
+            sdpa += run_lengths(torch, dev, args.sdpa_lengths,
+                                dict(sdpa_base, kind="sdpa", heads=32, head_dim=128,
+                                     backend=backend), one)
         extra += sdpa
     log(f"building {args.shape} with random bf16 weights on {dev.name}")
     t0 = time.perf_counter()
