@@ -69,31 +69,57 @@ static size_t block_bytes(const model_config *cfg, const backend *be)
            sizeof(float) * (cfg->head_dim / 2);
 }
 
-void backend_weights_upload(backend_weights *bw, const model_config *cfg, const model_weights *w,
-                            const float *inv_freq, const backend *be)
+/* One allocation on BE holding every tensor of CFG, each on a TENSOR_ALIGN boundary, then the
+ * RoPE frequencies (copied in): BW's pointers are set into it (lm_head to embed when tied).
+ * Returns the tensor list in list_tensors' order, with W's host tensors as sources (W may be
+ * NULL), its length in *N; each slot's destination is where its tensor is to be written. */
+static tensor_slot *carve(backend_weights *bw, const model_config *cfg, const model_weights *w,
+                          const float *inv_freq, const backend *be, int *n)
 {
     memset(bw, 0, sizeof *bw);
     bw->layers = callocCheck(cfg->n_layers, sizeof *bw->layers, "layer table");
     tensor_slot *slots = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *slots, "tensor list");
-    int n = list_tensors(slots, cfg, w, bw);
+    *n = list_tensors(slots, cfg, w, bw);
+    bw->bytes = block_bytes(cfg, be);
+    bw->block = be->alloc(bw->bytes, "weights");
+    char *cursor = bw->block;
+    for (int i = 0; i < *n; i++) {
+        *slots[i].dst = cursor;
+        cursor += padded(slots[i].count * be->weight_size);
+    }
+    be->to_device(cursor, inv_freq, sizeof(float) * (cfg->head_dim / 2));
+    bw->inv_freq = (const float *)cursor;
+    if (cfg->tie_word_embeddings)
+        bw->lm_head = bw->embed;
+    return slots;
+}
+
+/* Where a carved slot's tensor is written. */
+static char *slot_start(const tensor_slot *slot)
+{
+    return (char *)*slot->dst;
+}
+
+void backend_weights_upload(backend_weights *bw, const model_config *cfg, const model_weights *w,
+                            const float *inv_freq, const backend *be)
+{
+    int n;
+    tensor_slot *slots;
     if (be->host_memory) {
+        memset(bw, 0, sizeof *bw);
+        bw->layers = callocCheck(cfg->n_layers, sizeof *bw->layers, "layer table");
+        slots = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *slots, "tensor list");
+        n = list_tensors(slots, cfg, w, bw);
         for (int i = 0; i < n; i++)
             *slots[i].dst = slots[i].src;
         bw->inv_freq = inv_freq;
+        if (cfg->tie_word_embeddings)
+            bw->lm_head = bw->embed;
     } else {
-        bw->bytes = block_bytes(cfg, be);
-        bw->block = be->alloc(bw->bytes, "weights");
-        char *cursor = bw->block;
-        for (int i = 0; i < n; i++) {
-            be->weight_upload(cursor, slots[i].src, slots[i].count);
-            *slots[i].dst = cursor;
-            cursor += padded(slots[i].count * be->weight_size);
-        }
-        be->to_device(cursor, inv_freq, sizeof(float) * (cfg->head_dim / 2));
-        bw->inv_freq = (const float *)cursor;
+        slots = carve(bw, cfg, w, inv_freq, be, &n);
+        for (int i = 0; i < n; i++)
+            be->weight_upload(slot_start(&slots[i]), slots[i].src, slots[i].count);
     }
-    if (cfg->tie_word_embeddings)
-        bw->lm_head = bw->embed;
     free(slots);
 }
 
@@ -101,7 +127,6 @@ void backend_weights_upload(backend_weights *bw, const model_config *cfg, const 
 typedef struct {
     const backend *be;
     const tensor_slot *slots;
-    char **starts;
     int n;
 } stream_target;
 
@@ -111,7 +136,8 @@ static void put_piece(void *user, int index, size_t offset, const float *values,
     if (index >= t->n || offset + count > t->slots[index].count)
         si_fatal("weight %d: elements %zu..%zu do not fit its slot of %zu", index, offset,
                  offset + count, index < t->n ? t->slots[index].count : 0);
-    t->be->weight_upload(t->starts[index] + offset * t->be->weight_size, values, count);
+    t->be->weight_upload(slot_start(&t->slots[index]) + offset * t->be->weight_size, values,
+                         count);
 }
 
 int backend_weights_stream(backend_weights *bw, const model_config *cfg, const st_set *set,
@@ -120,25 +146,10 @@ int backend_weights_stream(backend_weights *bw, const model_config *cfg, const s
     memset(bw, 0, sizeof *bw);
     if (model_weights_each(cfg, set, 0, NULL, NULL, err) != 0)
         return -1; /* every tensor checked before the block is allocated */
-    bw->layers = callocCheck(cfg->n_layers, sizeof *bw->layers, "layer table");
-    tensor_slot *slots = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *slots, "tensor list");
-    char **starts = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *starts, "tensor list");
-    int n = list_tensors(slots, cfg, NULL, bw);
-    bw->bytes = block_bytes(cfg, be);
-    bw->block = be->alloc(bw->bytes, "weights");
-    char *cursor = bw->block;
-    for (int i = 0; i < n; i++) {
-        starts[i] = cursor;
-        *slots[i].dst = cursor;
-        cursor += padded(slots[i].count * be->weight_size);
-    }
-    stream_target t = {be, slots, starts, n};
+    int n;
+    tensor_slot *slots = carve(bw, cfg, NULL, inv_freq, be, &n);
+    stream_target t = {be, slots, n};
     int rc = model_weights_each(cfg, set, 0, put_piece, &t, err);
-    be->to_device(cursor, inv_freq, sizeof(float) * (cfg->head_dim / 2));
-    bw->inv_freq = (const float *)cursor;
-    if (cfg->tie_word_embeddings)
-        bw->lm_head = bw->embed;
-    free(starts);
     free(slots);
     if (rc != 0)
         backend_weights_free(bw, be);
@@ -148,29 +159,18 @@ int backend_weights_stream(backend_weights *bw, const model_config *cfg, const s
 void backend_weights_random(backend_weights *bw, const model_config *cfg, const float *inv_freq,
                             const backend *be, uint64_t seed)
 {
-    memset(bw, 0, sizeof *bw);
-    bw->layers = callocCheck(cfg->n_layers, sizeof *bw->layers, "layer table");
-    tensor_slot *slots = callocCheck(3 + 9 * (size_t)cfg->n_layers, sizeof *slots, "tensor list");
-    int n = list_tensors(slots, cfg, NULL, bw);
+    int n;
+    tensor_slot *slots = carve(bw, cfg, NULL, inv_freq, be, &n);
     float *ones = mallocCheck(sizeof(float) * cfg->hidden_size, "norm scales");
     for (int i = 0; i < cfg->hidden_size; i++)
         ones[i] = 1.0f;
-    bw->bytes = block_bytes(cfg, be);
-    bw->block = be->alloc(bw->bytes, "weights");
-    char *cursor = bw->block;
     for (int i = 0; i < n; i++) {
         if (slots[i].fan_in)
-            be->weight_random(cursor, slots[i].count, splitmix64(seed) + (uint64_t)i,
+            be->weight_random(slot_start(&slots[i]), slots[i].count, splitmix64(seed) + (uint64_t)i,
                               1.0f / sqrtf((float)slots[i].fan_in));
         else
-            be->weight_upload(cursor, ones, slots[i].count);
-        *slots[i].dst = cursor;
-        cursor += padded(slots[i].count * be->weight_size);
+            be->weight_upload(slot_start(&slots[i]), ones, slots[i].count);
     }
-    be->to_device(cursor, inv_freq, sizeof(float) * (cfg->head_dim / 2));
-    bw->inv_freq = (const float *)cursor;
-    if (cfg->tie_word_embeddings)
-        bw->lm_head = bw->embed;
     free(ones);
     free(slots);
 }
