@@ -156,8 +156,9 @@ extern "C" int backend_cuda_pci_bus_id(int device, char *buf, size_t len)
 extern "C" const backend *backend_cuda(int device, char *err, size_t err_len)
 {
     static int started = -1;
+    static const backend *be = &cuda_backend;
     if (started == device)
-        return &cuda_backend;
+        return be;
     if (started >= 0) {
         snprintf(err, err_len, "this process already runs on GPU %d", started);
         return NULL;
@@ -171,5 +172,6 @@ extern "C" const backend *backend_cuda(int device, char *err, size_t err_len)
     }
     cuda_gemm_init();
     started = device;
-    return &cuda_backend;
+    be = cuda_op_profile_wrap(&cuda_backend);
+    return be;
 }

@@ -37,6 +37,8 @@ double cuda_time_runs(void (*op)(void *user), void *user, int warmup, int runs);
 double cuda_matmul_rate(void);
 double cuda_copy_rate(void);
 void cuda_device_name(char *buf, size_t len);
+/* BE itself, or, with STARINFER_OP_PROFILE=1, BE with its operations timed (op_profile.cu). */
+const backend *cuda_op_profile_wrap(const backend *be);
 int cuda_sample(const float *logits, int vocab, float temperature, float top_p, float u);
 
 #ifdef __cplusplus
