@@ -1,6 +1,7 @@
 /* out[n][rows] = x[n][cols] . w[rows][cols]^T through cuBLASLt: bf16 operands, fp32
  * accumulation and output. The fp32 activations are rounded to bf16 first (the reference's bf16
- * inference does the same); the weights are bf16 as stored in the checkpoint.
+ * inference does the same); the weights are bf16 as stored in the checkpoint. One token's product
+ * (decoding) goes to gemv.cu instead, which reads the fp32 activations as they are.
  *
  * Column-major view: W (row-major rows x cols) is a cols x rows matrix, X is cols x n, and the
  * wanted row-major out is the rows x n column-major product W^T X. */
@@ -85,6 +86,10 @@ static const gemm_plan *plan_for(int n, int cols, int rows)
 
 void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int rows)
 {
+    if (n == 1 && cuda_gemv_fits(x, w, cols)) {
+        cuda_gemv(out, x, w, cols, rows);
+        return;
+    }
     __nv_bfloat16 *xb = (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN,
                                                       sizeof(__nv_bfloat16) * (size_t)n * cols);
     cuda_f32_to_bf16(xb, x, (size_t)n * cols);

@@ -1,4 +1,5 @@
-/* HF LlamaRMSNorm in fp32: x * rsqrt(mean(x^2) + eps) * w, one block per row. */
+/* HF LlamaRMSNorm in fp32: x * rsqrt(mean(x^2) + eps) * w, one block per row; a few rows
+ * (decoding) get blocks of 1024 threads, so that one row's loads are not a long series. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -30,6 +31,7 @@ __global__ void rmsnorm_kernel(float *out, const float *x, const __nv_bfloat16 *
 
 void cuda_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps)
 {
-    rmsnorm_kernel<<<n, 256>>>(out, x, (const __nv_bfloat16 *)w, dim, eps);
+    int threads = n < 64 ? 1024 : 256;
+    rmsnorm_kernel<<<n, threads>>>(out, x, (const __nv_bfloat16 *)w, dim, eps);
     cudaCheckLaunch("rmsnorm");
 }

@@ -1,5 +1,7 @@
 /* Rotary embedding, rotate-half convention, angle pos * inv_freq[j] rounded to fp32 as the
- * reference computes it (then sin/cos in fp32). One thread per (token, frequency). */
+ * reference computes it (then sin/cos in fp32). One thread per (token, frequency) walks the heads;
+ * with few tokens (decoding) the heads are spread over the grid's second dimension instead, so
+ * that there are enough threads to keep the loads in flight. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +19,7 @@ __global__ void rope_kernel(float *x, const int *pos, int n, int row, int n_head
     float angle = __fmul_rn((float)pos[i], inv_freq[j]);
     float s, c;
     sincosf(angle, &s, &c);
-    for (int h = 0; h < n_heads; h++) {
+    for (int h = blockIdx.y; h < n_heads; h += gridDim.y) {
         float *xh = x + (size_t)i * row + (size_t)h * head_dim;
         float a = xh[j], b = xh[j + half];
         xh[j] = a * c - b * s;
@@ -50,6 +52,7 @@ void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_d
 {
     const int *d_pos = positions_on_device(pos, n);
     int threads = n * (head_dim / 2);
-    rope_kernel<<<(threads + 255) / 256, 256>>>(x, d_pos, n, row, n_heads, head_dim, inv_freq);
+    dim3 grid((threads + 255) / 256, threads < 16384 ? n_heads : 1);
+    rope_kernel<<<grid, 256>>>(x, d_pos, n, row, n_heads, head_dim, inv_freq);
     cudaCheckLaunch("rope");
 }

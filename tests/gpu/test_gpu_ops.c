@@ -338,7 +338,9 @@ int main(void)
         return 77;
     }
     printf("%-16s %-40s %10s\n", "op", "shape", "nrmse");
-    test_matmul(1, 4096, 1024);
+    test_matmul(1, 4096, 1024);   /* one token: gemv.cu */
+    test_matmul(1, 14336, 133);   /* a long row, rows not a multiple of the block's */
+    test_matmul(1, 100, 37);      /* columns not a multiple of 8: cuBLASLt */
     test_matmul(37, 256, 96);
     test_matmul(512, 4096, 1024);
     test_rmsnorm(1, 4096);
