@@ -69,6 +69,27 @@ static size_t block_bytes(const model_config *cfg, const backend *be)
            sizeof(float) * (cfg->head_dim / 2);
 }
 
+/* Whether B starts where A's BYTES end. */
+static int follows(const void *a, size_t bytes, const void *b)
+{
+    return (const char *)a + bytes == (const char *)b;
+}
+
+/* Sets each layer's wqkv and w_gate_up where the carved tensors lie back to back (every tensor's
+ * size a multiple of TENSOR_ALIGN, as in the real shapes). */
+static void link_side_by_side(backend_weights *bw, const model_config *c, const backend *be)
+{
+    size_t hid = c->hidden_size, ws = be->weight_size;
+    size_t q = (size_t)c->n_heads * c->head_dim * hid * ws;
+    size_t kv = (size_t)c->n_kv_heads * c->head_dim * hid * ws;
+    size_t inter = (size_t)c->intermediate_size * hid * ws;
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_tensors *t = &bw->layers[l];
+        t->wqkv = follows(t->wq, q, t->wk) && follows(t->wk, kv, t->wv) ? t->wq : NULL;
+        t->w_gate_up = follows(t->w_gate, inter, t->w_up) ? t->w_gate : NULL;
+    }
+}
+
 /* One allocation on BE holding every tensor of CFG, each on a TENSOR_ALIGN boundary, then the
  * RoPE frequencies (copied in): BW's pointers are set into it (lm_head to embed when tied).
  * Returns the tensor list in list_tensors' order, with W's host tensors as sources (W may be
@@ -91,6 +112,7 @@ static tensor_slot *carve(backend_weights *bw, const model_config *cfg, const mo
     bw->inv_freq = (const float *)cursor;
     if (cfg->tie_word_embeddings)
         bw->lm_head = bw->embed;
+    link_side_by_side(bw, cfg, be);
     return slots;
 }
 

@@ -12,6 +12,10 @@
 
 typedef struct {
     const void *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w_gate, *w_up, *w_down;
+    /* wq, wk and wv back to back, as one [(q_dim + 2 kv_dim)][hidden] matrix, and w_gate and
+     * w_up as one [2 intermediate][hidden]: set where the allocation placed them so (one token's
+     * products then read them in one go), else NULL. */
+    const void *wqkv, *w_gate_up;
 } layer_tensors;
 
 typedef struct {

@@ -11,23 +11,26 @@ static size_t act_floats(const model_config *c, int n_max, int logit_rows, size_
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t rows = n * c->n_heads;
     size_t sizes[] = {
-        n * c->hidden_size,       /* x */
-        n * c->hidden_size,       /* xb */
-        n * qd,                   /* q */
-        n * kvd,                  /* k of the new tokens, before the cache's format */
-        n * kvd,                  /* v */
-        n * qd,                   /* att: the attention state's o, normalised in place */
-        n * c->intermediate_size, /* hb */
-        n * c->intermediate_size, /* hb2 */
+        n * c->hidden_size,               /* x */
+        n * c->hidden_size,               /* xb */
+        n * qd,                           /* q */
+        n * kvd,                          /* k of the new tokens, before the cache's format */
+        n * kvd,                          /* v */
+        n * qd,                           /* att: the attention state's o, normalised in place */
+        n * c->intermediate_size,         /* hb */
+        n * c->intermediate_size,         /* hb2 */
         (size_t)logit_rows * c->vocab_size,
-        rows, /* m */
-        rows, /* l */
+        rows,                             /* m */
+        rows,                             /* l */
+        qd + 2 * kvd,                     /* qkv: one token's q, k and v, side by side */
+        2 * (size_t)c->intermediate_size, /* gate_up: one token's gate and up, side by side */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t aligned = (sizes[i] + 3) / 4 * 4; /* every part on a 16-byte boundary */
         if (parts)
-            parts[i] = sizes[i];
-        total += sizes[i];
+            parts[i] = aligned;
+        total += aligned;
     }
     return total;
 }
@@ -46,12 +49,13 @@ void forward_state_init(forward_state *fs, const model_config *cfg, const backen
     fs->be = be;
     fs->n_max = n_max;
     fs->logit_rows = logit_rows;
-    enum { N_PARTS = 11 };
+    enum { N_PARTS = 13 };
     size_t parts[N_PARTS];
     size_t total = act_floats(cfg, n_max, logit_rows, parts);
     float *p = be->alloc(sizeof(float) * total, "activations");
     float **slots[N_PARTS] = {&fs->x,   &fs->xb,  &fs->q,      &fs->k,       &fs->v,      &fs->att,
-                              &fs->hb, &fs->hb2, &fs->logits, &fs->state.m, &fs->state.l};
+                              &fs->hb, &fs->hb2, &fs->logits, &fs->state.m, &fs->state.l,
+                              &fs->qkv, &fs->gate_up};
     for (int i = 0; i < N_PARTS; i++) {
         *slots[i] = p;
         p += parts[i];
@@ -86,19 +90,41 @@ static attn_keys span_keys(const forward_state *fs, const kv_span *s, int layer,
     return keys;
 }
 
-/* Projects and rotates the new tokens' keys and values, and writes them after the store's rows
- * in the cache's format. */
-static void store_kv(forward_state *fs, int layer, const int *pos, int n, kv_span *st)
+typedef struct {
+    float *q, *k, *v;
+} qkv_rows;
+
+/* The new tokens' queries (unless KV_ONLY), keys and values, rotated. One token (decoding) takes
+ * one product over the three weights where they lie back to back, and one rotation. */
+static qkv_rows project_qkv(forward_state *fs, int layer, const int *pos, int n, int kv_only)
 {
     const model_config *c = fs->cfg;
     const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
-    int kvd = c->n_kv_heads * c->head_dim;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    if (n == 1 && w->wqkv) {
+        be->matmul(fs->qkv, fs->xb, w->wqkv, 1, c->hidden_size, qd + 2 * kvd);
+        be->rope(fs->qkv, pos, 1, qd + 2 * kvd, c->n_heads + c->n_kv_heads, c->head_dim,
+                 fs->w->inv_freq);
+        return (qkv_rows){fs->qkv, fs->qkv + qd, fs->qkv + qd + kvd};
+    }
+    if (!kv_only) {
+        be->matmul(fs->q, fs->xb, w->wq, n, c->hidden_size, qd);
+        be->rope(fs->q, pos, n, qd, c->n_heads, c->head_dim, fs->w->inv_freq);
+    }
     be->matmul(fs->k, fs->xb, w->wk, n, c->hidden_size, kvd);
     be->matmul(fs->v, fs->xb, w->wv, n, c->hidden_size, kvd);
     be->rope(fs->k, pos, n, kvd, c->n_kv_heads, c->head_dim, fs->w->inv_freq);
-    be->kv_write(kv_span_at(st, be, 0, layer, st->rows, kvd),
-                 kv_span_at(st, be, 1, layer, st->rows, kvd), fs->k, fs->v, (size_t)n * kvd);
+    return (qkv_rows){fs->q, fs->k, fs->v};
+}
+
+/* Writes the new tokens' keys and values after the store's rows, in the cache's format. */
+static void store_kv(forward_state *fs, int layer, const qkv_rows *r, int n, kv_span *st)
+{
+    int kvd = fs->cfg->n_kv_heads * fs->cfg->head_dim;
+    fs->be->kv_write(kv_span_at(st, fs->be, 0, layer, st->rows, kvd),
+                     kv_span_at(st, fs->be, 1, layer, st->rows, kvd), r->k, r->v,
+                     (size_t)n * kvd);
 }
 
 /* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
@@ -112,21 +138,20 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     int qd = c->n_heads * c->head_dim;
     float scale = 1.0f / sqrtf((float)c->head_dim);
 
-    be->matmul(fs->q, fs->xb, w->wq, n, c->hidden_size, qd);
-    be->rope(fs->q, pos, n, qd, c->n_heads, c->head_dim, fs->w->inv_freq);
+    qkv_rows r = project_qkv(fs, layer, pos, n, 0);
     be->attn_init(&fs->state, n * c->n_heads, c->head_dim);
     for (int i = 0; i < args->n_prefix; i++) {
         const kv_span *s = &args->prefix[i];
         attn_keys keys = span_keys(fs, s, layer, 0, s->rows, INT_MAX);
-        be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
+        be->attn_accumulate(&fs->state, r.q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
     kv_span *st = args->store;
     if (st) {
-        store_kv(fs, layer, pos, n, st);
+        store_kv(fs, layer, &r, n, st);
         attn_keys keys = span_keys(fs, st, layer, args->self_from, st->rows + n - args->self_from,
                                    st->rows - args->self_from);
-        be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
+        be->attn_accumulate(&fs->state, r.q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
     if (args->combine)
@@ -136,16 +161,26 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     be->add(fs->x, fs->xb, (size_t)n * c->hidden_size);
 }
 
+/* The MLP; one token (decoding) takes one product over the gate and up weights where they lie
+ * back to back. */
 static void mlp_block(forward_state *fs, int layer, int n)
 {
     const model_config *c = fs->cfg;
     const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
+    int inter = c->intermediate_size;
     be->rmsnorm(fs->xb, fs->x, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
-    be->matmul(fs->hb, fs->xb, w->w_gate, n, c->hidden_size, c->intermediate_size);
-    be->matmul(fs->hb2, fs->xb, w->w_up, n, c->hidden_size, c->intermediate_size);
-    be->swiglu(fs->hb, fs->hb2, (size_t)n * c->intermediate_size);
-    be->matmul(fs->xb, fs->hb, w->w_down, n, c->intermediate_size, c->hidden_size);
+    float *gate = fs->hb;
+    if (n == 1 && w->w_gate_up) {
+        gate = fs->gate_up;
+        be->matmul(gate, fs->xb, w->w_gate_up, 1, c->hidden_size, 2 * inter);
+        be->swiglu(gate, gate + inter, (size_t)inter);
+    } else {
+        be->matmul(fs->hb, fs->xb, w->w_gate, n, c->hidden_size, inter);
+        be->matmul(fs->hb2, fs->xb, w->w_up, n, c->hidden_size, inter);
+        be->swiglu(fs->hb, fs->hb2, (size_t)n * inter);
+    }
+    be->matmul(fs->xb, gate, w->w_down, n, inter, c->hidden_size);
     be->add(fs->x, fs->xb, (size_t)n * c->hidden_size);
 }
 
@@ -191,7 +226,8 @@ const float *forward(forward_state *fs, const int *tokens, const int *pos, int n
         be->rmsnorm(fs->xb, fs->x, fs->w->layers[layer].attn_norm, n, c->hidden_size,
                     c->rms_norm_eps);
         if (kv_only && layer == c->n_layers - 1) {
-            store_kv(fs, layer, pos, n, args->store);
+            qkv_rows r = project_qkv(fs, layer, pos, n, 1);
+            store_kv(fs, layer, &r, n, args->store);
             break;
         }
         attention_block(fs, layer, pos, n, args);

@@ -49,6 +49,7 @@ typedef struct {
     int n_max;      /* most new tokens per call */
     int logit_rows; /* most logit rows per call */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *logits;
+    float *qkv, *gate_up; /* one token's projections, from the weights side by side */
     attn_state state;
     float *logits_host; /* pinned copy of the logits, for a device backend */
 } forward_state;

@@ -1,7 +1,8 @@
 /* The forward pass against the reference model (HF Transformers, fp32 compute on the saved
  * weights): logits of several prompts, one over 1K tokens, for three fixture models (GQA and
  * llama3 RoPE scaling; tied embeddings with an explicit head_dim; several shards), the same
- * logits when the prompt is prefilled in chunks, and greedy continuations token for token. */
+ * logits when the prompt is prefilled in chunks, and greedy continuations token for token, also
+ * with the weights streamed as the commands load them. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <setjmp.h>
@@ -60,6 +61,18 @@ static void load_model(model *m, const char *name)
     if (rc != 0)
         fail_msg("%s", err.msg);
     backend_weights_upload(&bw, &m->cfg, &m->w, m->inv_freq, test_backend());
+}
+
+/* As the commands load: the files mapped, the weights streamed into one backend allocation,
+ * where the projections of each layer lie side by side (the one-token products' path). */
+static void load_model_streamed(model *m, const char *name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s", name);
+    si_error err;
+    if (model_load_mapped(m, fixture_path(rel), &err) != 0 ||
+        backend_weights_stream(&bw, &m->cfg, &m->set, m->inv_freq, test_backend(), &err) != 0)
+        fail_msg("%s", err.msg);
 }
 
 static void unload_model(model *m)
@@ -173,6 +186,26 @@ static void test_greedy_matches_reference(void **state)
     }
 }
 
+/* Decoding through the fused one-token products (q, k, v in one; gate and up in one) gives the
+ * same greedy continuations. */
+static void test_greedy_streamed_matches_reference(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < n_models; i++) {
+        model m;
+        load_model_streamed(&m, models[i]);
+        for (int l = 0; l < m.cfg.n_layers; l++) {
+            assert_non_null(bw.layers[l].wqkv);
+            assert_non_null(bw.layers[l].w_gate_up);
+        }
+        cJSON *ref = load_reference(models[i]);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases")) check_case_greedy(&m, c);
+        cJSON_Delete(ref);
+        unload_model(&m);
+    }
+}
+
 /* The tokenizer inside a loaded model gives the reference's prompt ids. */
 static void test_prompt_ids_match_reference(void **state)
 {
@@ -210,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_prompt_ids_match_reference),
         cmocka_unit_test(test_logits_match_reference),
         cmocka_unit_test(test_greedy_matches_reference),
+        cmocka_unit_test(test_greedy_streamed_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
