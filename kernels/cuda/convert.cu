@@ -21,8 +21,20 @@ void cuda_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
     cudaCheckLaunch("f32_to_bf16");
 }
 
+__global__ void kv_write_kernel(__nv_bfloat16 *k_dst, __nv_bfloat16 *v_dst, const float *k,
+                                const float *v, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        k_dst[i] = __float2bfloat16_rn(k[i]);
+        v_dst[i] = __float2bfloat16_rn(v[i]);
+    }
+}
+
+/* Keys and values in one launch (a decoded token writes one row of each per layer). */
 void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count)
 {
-    cuda_f32_to_bf16((__nv_bfloat16 *)k_dst, k, count);
-    cuda_f32_to_bf16((__nv_bfloat16 *)v_dst, v, count);
+    kv_write_kernel<<<grid_for(count), 256>>>((__nv_bfloat16 *)k_dst, (__nv_bfloat16 *)v_dst, k,
+                                              v, count);
+    cudaCheckLaunch("kv_write");
 }
