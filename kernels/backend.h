@@ -70,6 +70,10 @@ typedef struct backend {
     void (*swiglu)(float *gate, const float *up, size_t n);
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, size_t n);
+    /* The residual add and the next norm in one pass: x[i] += delta[i], then out[i] as rmsnorm
+     * of the new x[i]. OUT may alias DELTA (not X). */
+    void (*add_rmsnorm)(float *out, float *x, const float *delta, const void *w, int n, int dim,
+                        float eps);
 
     /* Sets ROWS rows to m = -inf, l = 0, o = 0. */
     void (*attn_init)(attn_state *s, int rows, int head_dim);

@@ -128,7 +128,8 @@ static void store_kv(forward_state *fs, int layer, const qkv_rows *r, int n, kv_
 }
 
 /* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
- * folded into the online-softmax state, combined across processes, normalised, projected. */
+ * folded into the online-softmax state, combined across processes, normalised, projected into
+ * xb (the residual add is the next norm's). */
 static void attention_block(forward_state *fs, int layer, const int *pos, int n,
                             const forward_args *args)
 {
@@ -158,18 +159,18 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
         args->combine(args->combine_user, be, &fs->state, n * c->n_heads, c->head_dim);
     be->attn_finalize(fs->att, &fs->state, n * c->n_heads, c->head_dim);
     be->matmul(fs->xb, fs->att, w->wo, n, qd, c->hidden_size);
-    be->add(fs->x, fs->xb, (size_t)n * c->hidden_size);
 }
 
-/* The MLP; one token (decoding) takes one product over the gate and up weights where they lie
- * back to back. */
+/* The residual add of the attention's output and the MLP's norm, then the MLP into xb (its
+ * residual add is the next norm's). One token (decoding) takes one product over the gate and up
+ * weights where they lie back to back. */
 static void mlp_block(forward_state *fs, int layer, int n)
 {
     const model_config *c = fs->cfg;
     const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
     int inter = c->intermediate_size;
-    be->rmsnorm(fs->xb, fs->x, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
+    be->add_rmsnorm(fs->xb, fs->x, fs->xb, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
     float *gate = fs->hb;
     if (n == 1 && w->w_gate_up) {
         gate = fs->gate_up;
@@ -181,7 +182,6 @@ static void mlp_block(forward_state *fs, int layer, int n)
         be->swiglu(fs->hb, fs->hb2, (size_t)n * inter);
     }
     be->matmul(fs->xb, gate, w->w_down, n, inter, c->hidden_size);
-    be->add(fs->x, fs->xb, (size_t)n * c->hidden_size);
 }
 
 static const float *lm_head(forward_state *fs, int n, forward_logits which)
@@ -223,8 +223,11 @@ const float *forward(forward_state *fs, const int *tokens, const int *pos, int n
     int kv_only = args->logits == FORWARD_LOGITS_NONE && !args->combine && args->store;
     be->embedding(fs->x, fs->w->embed, tokens, n, c->hidden_size);
     for (int layer = 0; layer < c->n_layers; layer++) {
-        be->rmsnorm(fs->xb, fs->x, fs->w->layers[layer].attn_norm, n, c->hidden_size,
-                    c->rms_norm_eps);
+        const void *norm = fs->w->layers[layer].attn_norm;
+        if (layer == 0)
+            be->rmsnorm(fs->xb, fs->x, norm, n, c->hidden_size, c->rms_norm_eps);
+        else /* with the residual add of the last layer's MLP */
+            be->add_rmsnorm(fs->xb, fs->x, fs->xb, norm, n, c->hidden_size, c->rms_norm_eps);
         if (kv_only && layer == c->n_layers - 1) {
             qkv_rows r = project_qkv(fs, layer, pos, n, 1);
             store_kv(fs, layer, &r, n, args->store);
@@ -233,6 +236,8 @@ const float *forward(forward_state *fs, const int *tokens, const int *pos, int n
         attention_block(fs, layer, pos, n, args);
         mlp_block(fs, layer, n);
     }
+    if (!kv_only)
+        be->add(fs->x, fs->xb, (size_t)n * c->hidden_size); /* the last MLP's residual */
     if (args->store)
         args->store->rows += n;
     if (args->logits == FORWARD_LOGITS_NONE)

@@ -73,6 +73,7 @@ static const backend cpu_backend = {
     .rope = cpu_rope,
     .swiglu = cpu_swiglu,
     .add = cpu_add,
+    .add_rmsnorm = cpu_add_rmsnorm,
     .attn_init = cpu_attn_init,
     .attn_accumulate = cpu_attn_accumulate,
     .attn_finalize = cpu_attn_finalize,

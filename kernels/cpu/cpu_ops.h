@@ -12,6 +12,8 @@ void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_di
               const float *inv_freq);
 void cpu_swiglu(float *gate, const float *up, size_t n);
 void cpu_add(float *y, const float *x, size_t n);
+void cpu_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
+                     float eps);
 void cpu_attn_init(attn_state *s, int rows, int head_dim);
 void cpu_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                          int head_dim, const attn_keys *keys, float scale);

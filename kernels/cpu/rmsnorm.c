@@ -18,3 +18,25 @@ void cpu_rmsnorm(float *out, const float *x, const void *weights, int n, int dim
             oi[j] = w[j] * (xi[j] * inv);
     }
 }
+
+/* The residual add, then the norm of the sum: each element is read before OUT's is written,
+ * so OUT may alias DELTA. */
+void cpu_add_rmsnorm(float *out, float *x, const float *delta, const void *weights, int n,
+                     int dim, float eps)
+{
+    const float *w = weights;
+#pragma omp parallel for
+    for (int i = 0; i < n; i++) {
+        float *xi = x + (size_t)i * dim;
+        const float *di = delta + (size_t)i * dim;
+        float *oi = out + (size_t)i * dim;
+        float ss = 0.0f;
+        for (int j = 0; j < dim; j++) {
+            xi[j] += di[j];
+            ss += xi[j] * xi[j];
+        }
+        float inv = 1.0f / sqrtf(ss / dim + eps);
+        for (int j = 0; j < dim; j++)
+            oi[j] = w[j] * (xi[j] * inv);
+    }
+}

@@ -125,6 +125,7 @@ static backend cuda_backend = {
     .rope = cuda_rope,
     .swiglu = cuda_swiglu,
     .add = cuda_add,
+    .add_rmsnorm = cuda_add_rmsnorm,
     .attn_init = cuda_attn_init,
     .attn_accumulate = cuda_attn_accumulate,
     .attn_finalize = cuda_attn_finalize,

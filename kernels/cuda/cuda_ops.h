@@ -21,6 +21,8 @@ void cuda_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
 void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);
 void cuda_embedding(float *out, const void *table, const int *ids, int n, int dim);
 void cuda_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps);
+void cuda_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
+                      float eps);
 void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                const float *inv_freq);
 void cuda_swiglu(float *gate, const float *up, size_t n);

@@ -11,7 +11,7 @@
 #include "kernels/cuda/cuda_ops.h"
 
 #define WARPS_PER_BLOCK 8
-#define IN_FLIGHT 8
+#define IN_FLIGHT 16
 
 static __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b)
 {

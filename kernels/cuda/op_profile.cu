@@ -140,6 +140,12 @@ static void p_rmsnorm(float *out, const float *x, const void *w, int n, int dim,
     TIMED("rmsnorm", inner.rmsnorm(out, x, w, n, dim, eps));
 }
 
+static void p_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n,
+                          int dim, float eps)
+{
+    TIMED("add_rmsnorm", inner.add_rmsnorm(out, x, delta, w, n, dim, eps));
+}
+
 static void p_matmul(float *out, const float *x, const void *w, int n, int cols, int rows)
 {
     char name[40];
@@ -197,6 +203,7 @@ const backend *cuda_op_profile_wrap(const backend *be)
     wrapped.kv_write = p_kv_write;
     wrapped.embedding = p_embedding;
     wrapped.rmsnorm = p_rmsnorm;
+    wrapped.add_rmsnorm = p_add_rmsnorm;
     wrapped.matmul = p_matmul;
     wrapped.rope = p_rope;
     wrapped.swiglu = p_swiglu;

@@ -1,15 +1,24 @@
 /* HF LlamaRMSNorm in fp32: x * rsqrt(mean(x^2) + eps) * w, one block per row; a few rows
- * (decoding) get blocks of 1024 threads, so that one row's loads are not a long series. */
+ * (decoding) get blocks of 1024 threads, so that one row's loads are not a long series. The
+ * residual form first adds DELTA into X (in place) and normalises the sum. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
-__global__ void rmsnorm_kernel(float *out, const float *x, const __nv_bfloat16 *w, int dim,
-                               float eps)
+template <bool ADD>
+__global__ void rmsnorm_kernel(float *out, float *x, const float *delta,
+                               const __nv_bfloat16 *w, int dim, float eps)
 {
-    const float *xr = x + (size_t)blockIdx.x * dim;
+    float *xr = x + (size_t)blockIdx.x * dim;
+    const float *dr = delta + (size_t)blockIdx.x * dim;
     float ss = 0.0f;
-    for (int c = threadIdx.x; c < dim; c += blockDim.x)
-        ss += xr[c] * xr[c];
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        float v = xr[c];
+        if (ADD) {
+            v += dr[c];
+            xr[c] = v;
+        }
+        ss += v * v;
+    }
     __shared__ float partial[32];
     for (int off = 16; off > 0; off >>= 1)
         ss += __shfl_xor_sync(0xffffffffu, ss, off);
@@ -25,13 +34,27 @@ __global__ void rmsnorm_kernel(float *out, const float *x, const __nv_bfloat16 *
     }
     __syncthreads();
     float inv = rsqrtf(partial[0] / dim + eps);
+    /* each thread rewrites only the elements it read above: OUT may alias DELTA */
     for (int c = threadIdx.x; c < dim; c += blockDim.x)
         out[(size_t)blockIdx.x * dim + c] = __bfloat162float(w[c]) * (xr[c] * inv);
 }
 
+static int threads_for(int n)
+{
+    return n < 64 ? 1024 : 256;
+}
+
 void cuda_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps)
 {
-    int threads = n < 64 ? 1024 : 256;
-    rmsnorm_kernel<<<n, threads>>>(out, x, (const __nv_bfloat16 *)w, dim, eps);
+    rmsnorm_kernel<false><<<n, threads_for(n)>>>(out, (float *)x, x,
+                                                (const __nv_bfloat16 *)w, dim, eps);
     cudaCheckLaunch("rmsnorm");
+}
+
+void cuda_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
+                      float eps)
+{
+    rmsnorm_kernel<true><<<n, threads_for(n)>>>(out, x, delta, (const __nv_bfloat16 *)w, dim,
+                                               eps);
+    cudaCheckLaunch("add_rmsnorm");
 }

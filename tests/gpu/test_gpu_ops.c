@@ -116,6 +116,27 @@ static void test_rmsnorm(int n, int dim)
     free(x), free(w), free(want), free(got);
 }
 
+/* The residual form: both the updated X and the normed output are compared. */
+static void test_add_rmsnorm(int n, int dim)
+{
+    size_t count = (size_t)n * dim;
+    float *x = random_buf(count, 3, 0), *delta = random_buf(count, 1, 0);
+    float *w = random_buf(dim, 1, 1);
+    float *want_x = malloc(sizeof(float) * count), *want = malloc(sizeof(float) * count);
+    memcpy(want_x, x, sizeof(float) * count);
+    cpu->add_rmsnorm(want, want_x, delta, w, n, dim, 1e-5f);
+    float *dx = upload(x, count), *dd = upload(delta, count);
+    void *dw = upload_weights(w, dim);
+    gpu->add_rmsnorm(dd, dx, dd, dw, n, dim, 1e-5f); /* the output over DELTA, as forward() does */
+    float *got = download(dd, count), *got_x = download(dx, count);
+    char shape[64];
+    snprintf(shape, sizeof shape, "n=%d dim=%d", n, dim);
+    check("add_rmsnorm x", shape, got_x, want_x, count);
+    check("add_rmsnorm", shape, got, want, count);
+    gpu->free(dx), gpu->free(dd), gpu->free(dw);
+    free(x), free(delta), free(w), free(want_x), free(want), free(got), free(got_x);
+}
+
 static void test_embedding(int n, int vocab, int dim)
 {
     float *table = random_buf((size_t)vocab * dim, 1, 1);
@@ -345,6 +366,8 @@ int main(void)
     test_matmul(512, 4096, 1024);
     test_rmsnorm(1, 4096);
     test_rmsnorm(300, 96);
+    test_add_rmsnorm(1, 4096);
+    test_add_rmsnorm(300, 96);
     test_embedding(333, 1000, 128);
     test_rope(77, 8, 128, 0);
     test_rope(5, 32, 128, 131000);
