@@ -66,6 +66,11 @@ typedef struct backend {
      * backend memory). */
     void (*rope)(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                  const float *inv_freq);
+    /* One token's MLP first half: out[j] = silu(x . w_gate[j]) * (x . w_up[j]) for j < INTER,
+     * where W_GATE_UP is w_gate then w_up back to back ([2 inter][cols]). OUT has room for
+     * 2 * INTER values (a backend may compute both products there first). */
+    void (*matmul_swiglu)(float *out, const float *x, const void *w_gate_up, int cols,
+                          int inter);
     /* gate[i] = silu(gate[i]) * up[i] */
     void (*swiglu)(float *gate, const float *up, size_t n);
     /* y[i] += x[i] */

@@ -163,7 +163,7 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
 
 /* The residual add of the attention's output and the MLP's norm, then the MLP into xb (its
  * residual add is the next norm's). One token (decoding) takes one product over the gate and up
- * weights where they lie back to back. */
+ * weights where they lie back to back, gated as it goes. */
 static void mlp_block(forward_state *fs, int layer, int n)
 {
     const model_config *c = fs->cfg;
@@ -174,8 +174,7 @@ static void mlp_block(forward_state *fs, int layer, int n)
     float *gate = fs->hb;
     if (n == 1 && w->w_gate_up) {
         gate = fs->gate_up;
-        be->matmul(gate, fs->xb, w->w_gate_up, 1, c->hidden_size, 2 * inter);
-        be->swiglu(gate, gate + inter, (size_t)inter);
+        be->matmul_swiglu(gate, fs->xb, w->w_gate_up, c->hidden_size, inter);
     } else {
         be->matmul(fs->hb, fs->xb, w->w_gate, n, c->hidden_size, inter);
         be->matmul(fs->hb2, fs->xb, w->w_up, n, c->hidden_size, inter);

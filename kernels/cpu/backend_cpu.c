@@ -71,6 +71,7 @@ static const backend cpu_backend = {
     .rmsnorm = cpu_rmsnorm,
     .matmul = cpu_matmul,
     .rope = cpu_rope,
+    .matmul_swiglu = cpu_matmul_swiglu,
     .swiglu = cpu_swiglu,
     .add = cpu_add,
     .add_rmsnorm = cpu_add_rmsnorm,

@@ -12,6 +12,7 @@ void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_di
               const float *inv_freq);
 void cpu_swiglu(float *gate, const float *up, size_t n);
 void cpu_add(float *y, const float *x, size_t n);
+void cpu_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter);
 void cpu_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
                      float eps);
 void cpu_attn_init(attn_state *s, int rows, int head_dim);

@@ -2,6 +2,13 @@
 
 #include "kernels/cpu/cpu_ops.h"
 
+/* The products side by side in OUT, then the gating over the first half. */
+void cpu_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
+{
+    cpu_matmul(out, x, w_gate_up, 1, cols, 2 * inter);
+    cpu_swiglu(out, out + inter, (size_t)inter);
+}
+
 void cpu_swiglu(float *gate, const float *up, size_t n)
 {
 #pragma omp parallel for

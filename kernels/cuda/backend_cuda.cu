@@ -123,6 +123,7 @@ static backend cuda_backend = {
     .rmsnorm = cuda_rmsnorm,
     .matmul = cuda_matmul,
     .rope = cuda_rope,
+    .matmul_swiglu = cuda_matmul_swiglu,
     .swiglu = cuda_swiglu,
     .add = cuda_add,
     .add_rmsnorm = cuda_add_rmsnorm,

@@ -33,6 +33,7 @@ void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int
  * COLS a multiple of 8 and X and W on 16-byte boundaries (cuda_gemv_fits). */
 int cuda_gemv_fits(const float *x, const void *w, int cols);
 void cuda_gemv(float *out, const float *x, const void *w, int cols, int rows);
+void cuda_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter);
 void cuda_attn_init(attn_state *s, int rows, int head_dim);
 void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                           int head_dim, const attn_keys *keys, float scale);

@@ -4,7 +4,9 @@
  * first rounded to bf16 by a kernel of their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s
  * (bench/NOTES.md, entry 6). Here one warp takes a row: each lane streams 16-byte pieces of the
  * row (8 weights), several loads in flight, and reads the activations through the L1 cache, where
- * the warps of a multiprocessor share them; the lanes' sums meet in a shuffle reduction. */
+ * the warps of a multiprocessor share them; the lanes' sums meet in a shuffle reduction. The
+ * paired form is the MLP's first half: a warp takes row r of the gate and of the up weights (which
+ * lie back to back) and writes silu(gate) * up. */
 #include <stdint.h>
 
 #include "kernels/cuda/cuda_check.h"
@@ -23,35 +25,53 @@ static __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b)
            w3.x * b.z + w3.y * b.w;
 }
 
+/* Row ROW's dot products with X, for PAIRED rows ROW and ROW + ROWS of W. */
+template <int PAIRED>
 __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     gemv_kernel(float *out, const float *x, const __nv_bfloat16 *w, int cols, int rows)
 {
+    constexpr int FLIGHT = IN_FLIGHT / PAIRED;
     int row = blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= rows)
         return;
-    const uint4 *wr = (const uint4 *)(w + (size_t)row * cols);
+    const uint4 *wr[PAIRED];
+#pragma unroll
+    for (int k = 0; k < PAIRED; k++)
+        wr[k] = (const uint4 *)(w + ((size_t)k * rows + row) * cols);
     const float4 *x4 = (const float4 *)x;
     int pieces = cols / 8;
-    float acc = 0.0f;
-    for (int p0 = lane; p0 < pieces; p0 += 32 * IN_FLIGHT) {
-        uint4 wv[IN_FLIGHT];
+    float acc[PAIRED] = {};
+    for (int p0 = lane; p0 < pieces; p0 += 32 * FLIGHT) {
+        uint4 wv[PAIRED][FLIGHT];
 #pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
+        for (int u = 0; u < FLIGHT; u++) {
             int p = p0 + 32 * u;
-            if (p < pieces)
-                wv[u] = __ldcs(wr + p); /* read once: do not keep it in the caches */
+#pragma unroll
+            for (int k = 0; k < PAIRED; k++)
+                if (p < pieces)
+                    wv[k][u] = __ldcs(wr[k] + p); /* read once: do not keep it in the caches */
         }
 #pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
+        for (int u = 0; u < FLIGHT; u++) {
             int p = p0 + 32 * u;
-            if (p < pieces)
-                acc += dot8(wv[u], __ldg(x4 + 2 * p), __ldg(x4 + 2 * p + 1));
+            if (p < pieces) {
+                float4 a = __ldg(x4 + 2 * p), b = __ldg(x4 + 2 * p + 1);
+#pragma unroll
+                for (int k = 0; k < PAIRED; k++)
+                    acc[k] += dot8(wv[k][u], a, b);
+            }
         }
     }
-    for (int off = 16; off > 0; off >>= 1)
-        acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0)
-        out[row] = acc;
+#pragma unroll
+    for (int k = 0; k < PAIRED; k++)
+        for (int off = 16; off > 0; off >>= 1)
+            acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], off);
+    if (lane == 0) {
+        if (PAIRED == 2)
+            out[row] = acc[0] / (1.0f + expf(-acc[0])) * acc[PAIRED - 1];
+        else
+            out[row] = acc[0];
+    }
 }
 
 int cuda_gemv_fits(const float *x, const void *w, int cols)
@@ -62,6 +82,20 @@ int cuda_gemv_fits(const float *x, const void *w, int cols)
 void cuda_gemv(float *out, const float *x, const void *w, int cols, int rows)
 {
     int blocks = (rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
-    gemv_kernel<<<blocks, WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w, cols, rows);
+    gemv_kernel<1><<<blocks, WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w, cols,
+                                                     rows);
     cudaCheckLaunch("gemv");
+}
+
+void cuda_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
+{
+    if (!cuda_gemv_fits(x, w_gate_up, cols)) {
+        cuda_matmul(out, x, w_gate_up, 1, cols, 2 * inter);
+        cuda_swiglu(out, out + inter, (size_t)inter);
+        return;
+    }
+    int blocks = (inter + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
+    gemv_kernel<2><<<blocks, WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w_gate_up,
+                                                     cols, inter);
+    cudaCheckLaunch("gemv with swiglu");
 }

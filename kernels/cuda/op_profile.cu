@@ -153,6 +153,14 @@ static void p_matmul(float *out, const float *x, const void *w, int n, int cols,
     TIMED(name, inner.matmul(out, x, w, n, cols, rows));
 }
 
+static void p_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols,
+                            int inter)
+{
+    char name[40];
+    snprintf(name, sizeof name, "matmul_swiglu %dx%d", 2 * inter, cols);
+    TIMED(name, inner.matmul_swiglu(out, x, w_gate_up, cols, inter));
+}
+
 static void p_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                    const float *inv_freq)
 {
@@ -205,6 +213,7 @@ const backend *cuda_op_profile_wrap(const backend *be)
     wrapped.rmsnorm = p_rmsnorm;
     wrapped.add_rmsnorm = p_add_rmsnorm;
     wrapped.matmul = p_matmul;
+    wrapped.matmul_swiglu = p_matmul_swiglu;
     wrapped.rope = p_rope;
     wrapped.swiglu = p_swiglu;
     wrapped.add = p_add;

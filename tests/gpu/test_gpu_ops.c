@@ -100,6 +100,23 @@ static void test_matmul(int n, int cols, int rows)
     free(x), free(w), free(want), free(got);
 }
 
+/* One token's gate and up products, gated (the weights side by side as one matrix). */
+static void test_matmul_swiglu(int cols, int inter)
+{
+    float *x = random_buf(cols, 1, 1), *w = random_buf((size_t)2 * inter * cols, 0.1f, 1);
+    float *want = malloc(sizeof(float) * 2 * inter);
+    cpu->matmul_swiglu(want, x, w, cols, inter);
+    float *dx = upload(x, cols), *dout = upload(want, (size_t)2 * inter);
+    void *dw = upload_weights(w, (size_t)2 * inter * cols);
+    gpu->matmul_swiglu(dout, dx, dw, cols, inter);
+    float *got = download(dout, inter);
+    char shape[64];
+    snprintf(shape, sizeof shape, "cols=%d inter=%d", cols, inter);
+    check("matmul_swiglu", shape, got, want, inter);
+    gpu->free(dx), gpu->free(dout), gpu->free(dw);
+    free(x), free(w), free(want), free(got);
+}
+
 static void test_rmsnorm(int n, int dim)
 {
     float *x = random_buf((size_t)n * dim, 3, 0), *w = random_buf(dim, 1, 1);
@@ -362,6 +379,8 @@ int main(void)
     test_matmul(1, 4096, 1024);   /* one token: gemv.cu */
     test_matmul(1, 14336, 133);   /* a long row, rows not a multiple of the block's */
     test_matmul(1, 100, 37);      /* columns not a multiple of 8: cuBLASLt */
+    test_matmul_swiglu(4096, 1000);
+    test_matmul_swiglu(100, 37);  /* cuBLASLt, then the gating */
     test_matmul(37, 256, 96);
     test_matmul(512, 4096, 1024);
     test_rmsnorm(1, 4096);
