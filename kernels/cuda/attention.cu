@@ -321,8 +321,7 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
 
 /* Folds SPLITS partials of each row into the running state (m, l, o): one warp per row. The
  * lanes take the splits' maxima and denominators in parallel, and each lane keeps its columns of
- * o in registers over the splits (loads independent of each other, sixteen splits in flight,
- * one store at the end). */
+ * o in registers over the splits (loads independent of each other, one store at the end). */
 template <int D>
 __global__ void attn_merge_splits_kernel(float *m, float *l, float *o, const float *part,
                                          int rows, int splits)
@@ -356,7 +355,7 @@ __global__ void attn_merge_splits_kernel(float *m, float *l, float *o, const flo
         int c = lane + 32 * k;
         acc[k] = c < D ? o[(size_t)row * D + c] * w0 : 0.0f;
     }
-#pragma unroll 16
+#pragma unroll 4
     for (int s = 0; s < splits; s++) {
         float ms = p[s * stride]; /* the same address in every lane: one broadcast load */
         float w = ms == -INFINITY ? 0.0f : expf(ms - mx);

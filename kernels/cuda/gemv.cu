@@ -30,7 +30,7 @@ template <int PAIRED>
 __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     gemv_kernel(float *out, const float *x, const __nv_bfloat16 *w, int cols, int rows)
 {
-    constexpr int FLIGHT = IN_FLIGHT / PAIRED;
+    constexpr int FLIGHT = IN_FLIGHT;
     int row = blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= rows)
         return;
