@@ -25,12 +25,12 @@ static __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b)
            w3.x * b.z + w3.y * b.w;
 }
 
-/* Row ROW's dot products with X, for PAIRED rows ROW and ROW + ROWS of W. */
+/* PAIRED = 1: out[row] = w[row] . x. PAIRED = 2: out[row] = silu(w[row] . x) * (w[rows + row] . x),
+ * the two rows' loads interleaved. */
 template <int PAIRED>
 __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     gemv_kernel(float *out, const float *x, const __nv_bfloat16 *w, int cols, int rows)
 {
-    constexpr int FLIGHT = IN_FLIGHT;
     int row = blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= rows)
         return;
@@ -41,10 +41,10 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     const float4 *x4 = (const float4 *)x;
     int pieces = cols / 8;
     float acc[PAIRED] = {};
-    for (int p0 = lane; p0 < pieces; p0 += 32 * FLIGHT) {
-        uint4 wv[PAIRED][FLIGHT];
+    for (int p0 = lane; p0 < pieces; p0 += 32 * IN_FLIGHT) {
+        uint4 wv[PAIRED][IN_FLIGHT];
 #pragma unroll
-        for (int u = 0; u < FLIGHT; u++) {
+        for (int u = 0; u < IN_FLIGHT; u++) {
             int p = p0 + 32 * u;
 #pragma unroll
             for (int k = 0; k < PAIRED; k++)
@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
                     wv[k][u] = __ldcs(wr[k] + p); /* read once: do not keep it in the caches */
         }
 #pragma unroll
-        for (int u = 0; u < FLIGHT; u++) {
+        for (int u = 0; u < IN_FLIGHT; u++) {
             int p = p0 + 32 * u;
             if (p < pieces) {
                 float4 a = __ldg(x4 + 2 * p), b = __ldg(x4 + 2 * p + 1);
@@ -67,8 +67,8 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
         for (int off = 16; off > 0; off >>= 1)
             acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], off);
     if (lane == 0) {
-        if (PAIRED == 2)
-            out[row] = acc[0] / (1.0f + expf(-acc[0])) * acc[PAIRED - 1];
+        if constexpr (PAIRED == 2)
+            out[row] = acc[0] / (1.0f + expf(-acc[0])) * acc[1];
         else
             out[row] = acc[0];
     }
