@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cuda/attention_merge.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/mma.cuh"
@@ -319,63 +320,14 @@ __global__ void __launch_bounds__(WARPS * 32, 2) attn_tile_kernel(const tile_arg
     }
 }
 
-/* Folds SPLITS partials of each row into the running state (m, l, o): one warp per row. The
- * lanes take the splits' maxima and denominators in parallel, and each lane keeps its columns of
- * o in registers over the splits (loads independent of each other, one store at the end). */
+/* Folds SPLITS partials of each row into the running state: one warp per row. */
 template <int D>
 __global__ void attn_merge_splits_kernel(float *m, float *l, float *o, const float *part,
                                          int rows, int splits)
 {
-    constexpr int COLS = (D + 31) / 32;
-    int row = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (row >= rows)
-        return;
-    const size_t stride = (size_t)rows * (D + 2); /* from one split's row to the next's */
-    const float *p = part + (size_t)row * (D + 2);
-    float m_old = m[row], mx = m_old;
-    for (int s = lane; s < splits; s += 32)
-        mx = fmaxf(mx, p[s * stride]);
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    if (mx == -INFINITY)
-        return; /* no key anywhere yet: the state stays empty */
-    float lsum = 0.0f;
-    for (int s = lane; s < splits; s += 32) {
-        float ms = p[s * stride];
-        lsum += ms == -INFINITY ? 0.0f : p[s * stride + 1] * expf(ms - mx);
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
-        lsum += __shfl_xor_sync(0xffffffffu, lsum, off);
-    float w0 = m_old == -INFINITY ? 0.0f : expf(m_old - mx);
-    float acc[COLS];
-#pragma unroll
-    for (int k = 0; k < COLS; k++) {
-        int c = lane + 32 * k;
-        acc[k] = c < D ? o[(size_t)row * D + c] * w0 : 0.0f;
-    }
-#pragma unroll 4
-    for (int s = 0; s < splits; s++) {
-        float ms = p[s * stride]; /* the same address in every lane: one broadcast load */
-        float w = ms == -INFINITY ? 0.0f : expf(ms - mx);
-#pragma unroll
-        for (int k = 0; k < COLS; k++) {
-            int c = lane + 32 * k;
-            if (c < D)
-                acc[k] += p[s * stride + 2 + c] * w;
-        }
-    }
-#pragma unroll
-    for (int k = 0; k < COLS; k++) {
-        int c = lane + 32 * k;
-        if (c < D)
-            o[(size_t)row * D + c] = acc[k];
-    }
-    if (lane == 0) {
-        m[row] = mx;
-        l[row] = l[row] * w0 + lsum;
-    }
+    int row = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+    if (row < rows)
+        merge_splits_row<D>(m, l, o, part, rows, splits, row, threadIdx.x & 31);
 }
 
 __global__ void attn_init_kernel(float *m, float *l, float *o, int rows, int d)
@@ -445,6 +397,18 @@ static int row_tiles_per_warp(long rows)
     return rows >= 1024 ? 2 : 1;
 }
 
+/* Few rows per KV head go to the decode kernel (attention_decode.cu), unless
+ * STARINFER_ATTN_DECODE=tile keeps them on the tile kernel, to compare the two in one run. */
+static int decode_kernel_wanted(void)
+{
+    static int wanted = -1;
+    if (wanted < 0) {
+        const char *env = getenv("STARINFER_ATTN_DECODE");
+        wanted = !(env && !strcmp(env, "tile"));
+    }
+    return wanted;
+}
+
 template <int D, int MT>
 static void launch(const tile_args &base, attn_state *s, int nq, int n_heads, int n_kv_heads)
 {
@@ -497,6 +461,10 @@ static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_he
     int nk = (int)(reach < keys->nk ? reach : keys->nk);
     if (nk <= 0)
         return;
+    if (decode_kernel_wanted() && cuda_attn_decode_fits(nq, n_heads, n_kv_heads)) {
+        cuda_attn_decode(s, q, nq, n_heads, n_kv_heads, D, keys, nk, scale);
+        return;
+    }
     tile_args a;
     a.q = q;
     a.nq = nq;

@@ -13,7 +13,8 @@ extern "C" {
 
 /* Device scratch that grows on demand (never on the hot path once warmed up). */
 void *cuda_scratch(int slot, size_t bytes);
-enum { SCRATCH_IDS = 0, SCRATCH_POS, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_SAMPLE, SCRATCH_COUNT };
+enum { SCRATCH_IDS = 0, SCRATCH_POS, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_SAMPLE, SCRATCH_ATTN_DONE,
+       SCRATCH_COUNT };
 /* Host ints (token ids or positions) copied to device scratch. */
 const int *cuda_upload_ints(int slot, const int *host, int n);
 
@@ -37,6 +38,11 @@ void cuda_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int c
 void cuda_attn_init(attn_state *s, int rows, int head_dim);
 void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                           int head_dim, const attn_keys *keys, float scale);
+/* Attention of at most 16 (query, head) rows per KV head over NK keys (flash-decoding, one
+ * launch): where cuda_attn_decode_fits, cuda_attn_accumulate hands its work to it. */
+int cuda_attn_decode_fits(int nq, int n_heads, int n_kv_heads);
+void cuda_attn_decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                      int head_dim, const attn_keys *keys, int nk, float scale);
 void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
 void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 /* Seconds that RUNS calls of OP(USER) take on the GPU after WARMUP more, by CUDA events. */

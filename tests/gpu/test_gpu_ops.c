@@ -404,6 +404,13 @@ int main(void)
     test_attention(1, 32, 8, 128, 20000, 1, 0);
     test_attention(3, 32, 8, 128, 5000, 40, 37);
     test_attention(1, 6, 2, 16, 1, 1, 0);
+    /* the decode kernel's edges: one row per KV head, sixteen (its most), keys that end inside a
+     * tile, hundreds of splits; twenty rows go to the tile kernel */
+    test_attention(1, 8, 8, 64, 33000, 1, 0);
+    test_attention(2, 32, 4, 128, 9000, 2, 1);
+    test_attention(4, 16, 4, 32, 777, 4, 3);
+    test_attention(1, 4, 1, 16, 100000, 1, 0);
+    test_attention(5, 32, 8, 128, 3000, 5, 4);
     /* a rank whose context saw nothing for these rows */
     test_attention(4, 8, 2, 64, 0, 0, 0);
     /* the next token from logits on the device: Llama 3's vocabulary, and a small one */

@@ -1,0 +1,66 @@
+/* Folding the key splits' partial attention states into a row's running state (flash-decoding's
+ * reduction), shared by the split merge after the tile kernel and by the decode kernel's last
+ * block. Partials are laid out [splits][rows][2 + D]: m (natural log), l, then o. */
+#ifndef STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
+#define STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
+
+#include <math.h>
+
+/* One warp folds SPLITS partials of ROW into (m, l, o). The lanes take the splits' maxima and
+ * denominators in parallel, and each lane keeps its columns of o in registers over the splits
+ * (loads independent of each other, one store at the end). The partials are read from L2
+ * (__ldcg): other blocks of the same launch may have written them. */
+template <int D>
+__device__ void merge_splits_row(float *m, float *l, float *o, const float *part, int rows,
+                                 int splits, int row, int lane)
+{
+    constexpr int COLS = (D + 31) / 32;
+    const size_t stride = (size_t)rows * (D + 2); /* from one split's row to the next's */
+    const float *p = part + (size_t)row * (D + 2);
+    float m_old = m[row], mx = m_old;
+    for (int s = lane; s < splits; s += 32)
+        mx = fmaxf(mx, __ldcg(p + s * stride));
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    if (mx == -INFINITY)
+        return; /* no key anywhere yet: the state stays empty */
+    float lsum = 0.0f;
+    for (int s = lane; s < splits; s += 32) {
+        float ms = __ldcg(p + s * stride);
+        lsum += ms == -INFINITY ? 0.0f : __ldcg(p + s * stride + 1) * expf(ms - mx);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        lsum += __shfl_xor_sync(0xffffffffu, lsum, off);
+    float w0 = m_old == -INFINITY ? 0.0f : expf(m_old - mx);
+    float acc[COLS];
+#pragma unroll
+    for (int k = 0; k < COLS; k++) {
+        int c = lane + 32 * k;
+        acc[k] = c < D ? o[(size_t)row * D + c] * w0 : 0.0f;
+    }
+#pragma unroll 4
+    for (int s = 0; s < splits; s++) {
+        float ms = __ldcg(p + s * stride); /* the same address in every lane: one broadcast */
+        float w = ms == -INFINITY ? 0.0f : expf(ms - mx);
+#pragma unroll
+        for (int k = 0; k < COLS; k++) {
+            int c = lane + 32 * k;
+            if (c < D)
+                acc[k] += __ldcg(p + s * stride + 2 + c) * w;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < COLS; k++) {
+        int c = lane + 32 * k;
+        if (c < D)
+            o[(size_t)row * D + c] = acc[k];
+    }
+    if (lane == 0) {
+        m[row] = mx;
+        l[row] = l[row] * w0 + lsum;
+    }
+}
+
+#endif
