@@ -2,9 +2,10 @@
  * one layer's attention in a global-attention prefill) and one decoded token over N cached keys,
  * timed through the backend interface as the model calls it (init, accumulate, finalize).
  *   bench_attention [--lengths 16384,65536] [--heads 32] [--kv-heads 8] [--head-dim 128]
- *                   [--reps 5] [--json FILE]
+ *                   [--reps 5] [--tests prefill,decode] [--json FILE]
  * Prefill TFLOP/s counts the causal half, 4 * n^2 / 2 * head_dim * heads, the convention of
- * FlashAttention's and PyTorch's benchmarks; decode GB/s counts the K and V bytes read. */
+ * FlashAttention's and PyTorch's benchmarks; decode GB/s counts the K and V bytes read, over the
+ * mean time of 20 calls issued back to back. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 typedef struct {
     int lengths[16], n_lengths, heads, kv_heads, head_dim, reps;
+    int prefill, decode; /* which tests run */
     const char *json;
 } options;
 
@@ -23,14 +25,14 @@ static void usage_exit(const char *msg)
 {
     fprintf(stderr,
             "bench_attention: %s\nusage: bench_attention [--lengths N,N,...] [--heads H] "
-            "[--kv-heads G] [--head-dim D] [--reps R] [--json FILE]\n",
+            "[--kv-heads G] [--head-dim D] [--reps R] [--tests prefill,decode] [--json FILE]\n",
             msg);
     exit(2);
 }
 
 static int parse_options(options *o, int argc, char **argv)
 {
-    *o = (options){{16384, 65536}, 2, 32, 8, 128, 5, NULL};
+    *o = (options){{16384, 65536}, 2, 32, 8, 128, 5, 1, 1, NULL};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc)
@@ -48,6 +50,11 @@ static int parse_options(options *o, int argc, char **argv)
             o->head_dim = atoi(v);
         } else if (!strcmp(f, "--reps")) {
             o->reps = atoi(v);
+        } else if (!strcmp(f, "--tests")) {
+            o->prefill = strstr(v, "prefill") != NULL;
+            o->decode = strstr(v, "decode") != NULL;
+            if (!o->prefill && !o->decode)
+                usage_exit("--tests: prefill, decode or prefill,decode");
         } else if (!strcmp(f, "--json")) {
             o->json = v;
         } else {
@@ -86,8 +93,13 @@ typedef struct {
     double best, mean;
 } timing;
 
-static timing time_attention(const backend *be, const options *o, int nq, int nk, const float *q,
-                             const attn_keys *keys, attn_state *st, float *out)
+#define DECODE_BATCH 20
+
+/* Seconds per call of init, accumulate and finalize: each repetition times BATCH calls issued
+ * back to back between two synchronisations (a batch of several hides the launch latency of
+ * calls as short as one decoded token's, as in a model's forward pass). */
+static timing time_attention(const backend *be, const options *o, int nq, int batch,
+                             const float *q, const attn_keys *keys, attn_state *st, float *out)
 {
     int rows = nq * o->heads, d = o->head_dim;
     float scale = 1.0f / sqrtf((float)d);
@@ -95,18 +107,19 @@ static timing time_attention(const backend *be, const options *o, int nq, int nk
     for (int r = -1; r < o->reps; r++) { /* one warm-up run */
         sync_device(be, out);
         double t0 = timer_now();
-        be->attn_init(st, rows, d);
-        be->attn_accumulate(st, q, nq, o->heads, o->kv_heads, d, keys, scale);
-        be->attn_finalize(out, st, rows, d);
+        for (int b = 0; b < batch; b++) {
+            be->attn_init(st, rows, d);
+            be->attn_accumulate(st, q, nq, o->heads, o->kv_heads, d, keys, scale);
+            be->attn_finalize(out, st, rows, d);
+        }
         sync_device(be, out);
-        double dt = timer_now() - t0;
+        double dt = (timer_now() - t0) / batch;
         if (r < 0)
             continue;
         t.mean += dt / o->reps;
         if (dt < t.best)
             t.best = dt;
     }
-    (void)nk;
     return t;
 }
 
@@ -139,28 +152,35 @@ int main(int argc, char **argv)
         attn_state st = {sm, sm + rows, sm + 2 * rows};
         float *out = be->alloc(sizeof(float) * rows * d, "bench out");
 
-        attn_keys causal = {k, v, n, kvd, 0};
-        timing pre = time_attention(be, &o, n, n, q, &causal, &st, out);
-        double flops = 4.0 * n * (double)n / 2 * d * o.heads;
-        /* one decoded token at position n - 1 over the n cached keys (context in full) */
-        attn_keys ctx = {k, v, n, kvd, n};
-        timing dec = time_attention(be, &o, 1, n, q, &ctx, &st, out);
-        double bytes = 2.0 * be->kv_size * kvn;
-        printf("| prefill causal | %d | %d | %d | %d | %.3f | %.3f | %.1f | |\n", o.heads,
-               o.kv_heads, d, n, pre.best * 1e3, pre.mean * 1e3, flops / pre.best / 1e12);
-        printf("| decode 1 token | %d | %d | %d | %d | %.4f | %.4f | | %.0f |\n", o.heads,
-               o.kv_heads, d, n, dec.best * 1e3, dec.mean * 1e3, bytes / dec.best / 1e9);
-        if (json) {
-            fprintf(json,
-                    "{\"test\":\"attn_prefill\",\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,"
-                    "\"n\":%d,\"best_s\":%.6g,\"mean_s\":%.6g,\"flops\":%.6g,\"tflops\":%.4g}\n",
-                    o.heads, o.kv_heads, d, n, pre.best, pre.mean, flops, flops / pre.best / 1e12);
-            fprintf(json,
-                    "{\"test\":\"attn_decode\",\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,"
-                    "\"n\":%d,\"best_s\":%.6g,\"mean_s\":%.6g,\"bytes\":%.6g,\"gbs\":%.4g}\n",
-                    o.heads, o.kv_heads, d, n, dec.best, dec.mean, bytes, bytes / dec.best / 1e9);
-            fflush(json);
+        if (o.prefill) {
+            attn_keys causal = {k, v, n, kvd, 0};
+            timing t = time_attention(be, &o, n, 1, q, &causal, &st, out);
+            double flops = 4.0 * n * (double)n / 2 * d * o.heads;
+            printf("| prefill causal | %d | %d | %d | %d | %.3f | %.3f | %.1f | |\n", o.heads,
+                   o.kv_heads, d, n, t.best * 1e3, t.mean * 1e3, flops / t.best / 1e12);
+            if (json)
+                fprintf(json,
+                        "{\"test\":\"attn_prefill\",\"heads\":%d,\"kv_heads\":%d,"
+                        "\"head_dim\":%d,\"n\":%d,\"best_s\":%.6g,\"mean_s\":%.6g,"
+                        "\"flops\":%.6g,\"tflops\":%.4g}\n",
+                        o.heads, o.kv_heads, d, n, t.best, t.mean, flops, flops / t.best / 1e12);
         }
+        if (o.decode) {
+            /* one decoded token at position n - 1 over the n cached keys (context in full) */
+            attn_keys ctx = {k, v, n, kvd, n};
+            timing t = time_attention(be, &o, 1, DECODE_BATCH, q, &ctx, &st, out);
+            double bytes = 2.0 * be->kv_size * kvn;
+            printf("| decode 1 token | %d | %d | %d | %d | %.4f | %.4f | | %.0f |\n", o.heads,
+                   o.kv_heads, d, n, t.best * 1e3, t.mean * 1e3, bytes / t.best / 1e9);
+            if (json)
+                fprintf(json,
+                        "{\"test\":\"attn_decode\",\"heads\":%d,\"kv_heads\":%d,"
+                        "\"head_dim\":%d,\"n\":%d,\"best_s\":%.6g,\"mean_s\":%.6g,"
+                        "\"bytes\":%.6g,\"gbs\":%.4g}\n",
+                        o.heads, o.kv_heads, d, n, t.best, t.mean, bytes, bytes / t.best / 1e9);
+        }
+        if (json)
+            fflush(json);
         be->free(q), be->free(k), be->free(v), be->free(sm), be->free(out);
     }
     if (json)

@@ -19,6 +19,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/overlap.cuh"
 
 #define BK 64   /* keys per tile */
 #define WARPS 4
@@ -332,6 +333,8 @@ __global__ void attn_merge_splits_kernel(float *m, float *l, float *o, const flo
 
 __global__ void attn_init_kernel(float *m, float *l, float *o, int rows, int d)
 {
+    overlap_release();
+    overlap_wait();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)rows * d;
          i += (size_t)gridDim.x * blockDim.x) {
         o[i] = 0.0f;
@@ -344,6 +347,8 @@ __global__ void attn_init_kernel(float *m, float *l, float *o, int rows, int d)
 
 __global__ void attn_finalize_kernel(float *out, const float *o, const float *l, int rows, int d)
 {
+    overlap_release();
+    overlap_wait();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)rows * d;
          i += (size_t)gridDim.x * blockDim.x) {
         float li = l[i / d];
@@ -359,16 +364,14 @@ static int grid_for(size_t n)
 
 void cuda_attn_init(attn_state *s, int rows, int head_dim)
 {
-    attn_init_kernel<<<grid_for((size_t)rows * head_dim), 256>>>(s->m, s->l, s->o, rows,
-                                                                  head_dim);
-    cudaCheckLaunch("attn_init");
+    launch_overlapped("attn_init", attn_init_kernel, grid_for((size_t)rows * head_dim), 256, 0,
+                      s->m, s->l, s->o, rows, head_dim);
 }
 
 void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim)
 {
-    attn_finalize_kernel<<<grid_for((size_t)rows * head_dim), 256>>>(out, s->o, s->l, rows,
-                                                                      head_dim);
-    cudaCheckLaunch("attn_finalize");
+    launch_overlapped("attn_finalize", attn_finalize_kernel, grid_for((size_t)rows * head_dim),
+                      256, 0, out, (const float *)s->o, (const float *)s->l, rows, head_dim);
 }
 
 static int multiprocessors(void)

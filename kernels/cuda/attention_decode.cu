@@ -16,8 +16,10 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/overlap.cuh"
 
 #define BK 64   /* keys per tile; each warp takes 16 */
+#define STAGES 3 /* tiles in flight or in use: measured faster than two (H100, 32K keys) */
 #define WARPS 4
 #define ROWS 16 /* rows per block: one mma row tile */
 #define PAD 8   /* bf16 elements after each shared-memory row: conflict-free ldmatrix */
@@ -38,9 +40,9 @@ struct decode_args {
     unsigned *done;    /* [n_kv_heads] blocks finished, zero between launches */
 };
 
-template <int D> constexpr size_t decode_smem_bytes()
+template <int D, int ST> constexpr size_t decode_smem_bytes()
 {
-    return sizeof(__nv_bfloat16) * (size_t)(ROWS + 4 * BK) * (D + PAD);
+    return sizeof(__nv_bfloat16) * (size_t)(ROWS + 2 * ST * BK) * (D + PAD);
 }
 
 /* Starts the copies of keys J0 .. J0 + BK - 1 (zeros from K_END on) into SK and SV. */
@@ -59,14 +61,23 @@ __device__ void decode_load_kv(__nv_bfloat16 *sk, __nv_bfloat16 *sv, const decod
     cp_async_commit();
 }
 
-template <int D>
+/* State row of packed row P of KV head KV_HEAD (query P / group, head kv_head * group + P % group). */
+__device__ __forceinline__ size_t state_row(const decode_args &a, int kv_head, int p)
+{
+    return (size_t)(p / a.group) * a.n_heads + kv_head * a.group + p % a.group;
+}
+
+template <int D, int ST>
 __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_args a)
 {
     constexpr int LD = D + PAD, KS = D / 16, DT = D / 8;
+    static_assert(sizeof(float) * WARPS * ROWS * (D + 2) <= sizeof(__nv_bfloat16) * 2 * ST * BK * LD,
+                  "the warps' states fit where the K/V tiles were");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *sq = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
-    __nv_bfloat16 *sk = sq + ROWS * LD, *sv = sk + 2 * BK * LD;
+    __nv_bfloat16 *sk = sq + ROWS * LD, *sv = sk + ST * BK * LD;
     __shared__ int last_block;
+    overlap_wait();
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int total = a.nq * a.group, kv_head = blockIdx.x, split = blockIdx.y;
@@ -88,8 +99,15 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
         dst[0] = pack_bf16(x.x, x.y);
         dst[1] = pack_bf16(x.z, x.w);
     }
-    if (n_tiles > 0)
-        decode_load_kv<D>(sk, sv, a, kv_off, k_begin, k_end);
+    /* The first ST - 1 tiles in flight (an empty group where there are fewer). */
+#pragma unroll
+    for (int t = 0; t < ST - 1; t++) {
+        if (t < n_tiles)
+            decode_load_kv<D>(sk + t * BK * LD, sv + t * BK * LD, a, kv_off, k_begin + t * BK,
+                              k_end);
+        else
+            cp_async_commit();
+    }
     __syncthreads();
 
     uint32_t qf[KS][4];
@@ -106,14 +124,14 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
         acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
 
     for (int t = 0; t < n_tiles; t++) {
-        const int buf = t & 1, jw = k_begin + t * BK + warp * 16; /* this warp's first key */
-        if (t + 1 < n_tiles) {
-            decode_load_kv<D>(sk + (buf ^ 1) * BK * LD, sv + (buf ^ 1) * BK * LD, a, kv_off,
-                              k_begin + (t + 1) * BK, k_end);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        const int buf = t % ST, jw = k_begin + t * BK + warp * 16; /* this warp's first key */
+        const int next = t + ST - 1, nbuf = next % ST;
+        if (next < n_tiles)
+            decode_load_kv<D>(sk + nbuf * BK * LD, sv + nbuf * BK * LD, a, kv_off,
+                              k_begin + next * BK, k_end);
+        else
+            cp_async_commit();
+        cp_async_wait<ST - 1>();
         __syncthreads();
         const __nv_bfloat16 *kb = sk + (buf * BK + warp * 16) * LD;
         const __nv_bfloat16 *vb = sv + (buf * BK + warp * 16) * LD;
@@ -178,6 +196,10 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
         __syncthreads(); /* every warp is done with this buffer before it is refilled */
     }
 
+    /* The next kernel may launch now, for the tail (launched at the start, its blocks and those
+     * after it would be placed beside this one's and crowd them). */
+    overlap_release();
+
     /* The warps' states into shared memory (the K/V buffers are free now), then one per row. */
     float *wm = reinterpret_cast<float *>(sk), *wl = wm + WARPS * ROWS;
     float *wo = wl + WARPS * ROWS; /* [WARPS][ROWS][D] */
@@ -209,8 +231,7 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
             lx += wl[w * ROWS + p] * f;
             ox += wo[(w * ROWS + p) * D + c] * f;
         }
-        size_t row = (size_t)(p / a.group) * a.n_heads + kv_head * a.group + p % a.group;
-        float *ml = a.part + ((size_t)split * rows + row) * (D + 2);
+        float *ml = a.part + ((size_t)split * rows + state_row(a, kv_head, p)) * (D + 2);
         ml[2 + c] = ox;
         if (c == 0) {
             ml[0] = mx == -INFINITY ? -INFINITY : mx * LN2;
@@ -227,10 +248,9 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
     if (!last_block)
         return;
     __threadfence();
-    for (int p = warp; p < total; p += WARPS) {
-        int row = (p / a.group) * a.n_heads + kv_head * a.group + p % a.group;
-        merge_splits_row<D>(a.m, a.l, a.o, a.part, (int)rows, gridDim.y, row, lane);
-    }
+    for (int p = warp; p < total; p += WARPS)
+        merge_splits_row<D>(a.m, a.l, a.o, a.part, (int)rows, gridDim.y, (int)state_row(a, kv_head, p),
+                            lane);
     if (threadIdx.x == 0)
         a.done[kv_head] = 0;
 }
@@ -257,13 +277,13 @@ static void decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_
                    const attn_keys *keys, int nk, float scale)
 {
     static int configured, blocks_per_sm, sms;
-    const size_t smem = decode_smem_bytes<D>();
+    const size_t smem = decode_smem_bytes<D, STAGES>();
     if (!configured) {
         int dev;
-        cudaCheck(cudaFuncSetAttribute(attn_decode_kernel<D>,
+        cudaCheck(cudaFuncSetAttribute(attn_decode_kernel<D, STAGES>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &blocks_per_sm, attn_decode_kernel<D>, WARPS * 32, smem));
+            &blocks_per_sm, attn_decode_kernel<D, STAGES>, WARPS * 32, smem));
         cudaCheck(cudaGetDevice(&dev));
         cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
         configured = 1;
@@ -295,8 +315,8 @@ static void decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_
     size_t rows = (size_t)nq * n_heads;
     a.part = (float *)cuda_scratch(SCRATCH_ATTN, sizeof(float) * splits * rows * (D + 2));
     a.done = done_counters();
-    attn_decode_kernel<D><<<dim3(n_kv_heads, splits), WARPS * 32, smem>>>(a);
-    cudaCheckLaunch("attn_decode");
+    launch_overlapped("attn_decode", attn_decode_kernel<D, STAGES>, dim3(n_kv_heads, splits),
+                      WARPS * 32, smem, a);
 }
 
 void cuda_attn_decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,

@@ -1,6 +1,7 @@
 /* fp32 -> bf16 (round to nearest even) on the device: GEMM inputs and the KV cache. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/overlap.cuh"
 
 __global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n)
 {
@@ -24,6 +25,8 @@ void cuda_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
 __global__ void kv_write_kernel(__nv_bfloat16 *k_dst, __nv_bfloat16 *v_dst, const float *k,
                                 const float *v, size_t n)
 {
+    overlap_release();
+    overlap_wait();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         k_dst[i] = __float2bfloat16_rn(k[i]);
@@ -34,7 +37,6 @@ __global__ void kv_write_kernel(__nv_bfloat16 *k_dst, __nv_bfloat16 *v_dst, cons
 /* Keys and values in one launch (a decoded token writes one row of each per layer). */
 void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count)
 {
-    kv_write_kernel<<<grid_for(count), 256>>>((__nv_bfloat16 *)k_dst, (__nv_bfloat16 *)v_dst, k,
-                                              v, count);
-    cudaCheckLaunch("kv_write");
+    launch_overlapped("kv_write", kv_write_kernel, grid_for(count), 256, 0,
+                      (__nv_bfloat16 *)k_dst, (__nv_bfloat16 *)v_dst, k, v, count);
 }

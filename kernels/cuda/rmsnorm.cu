@@ -3,11 +3,14 @@
  * residual form first adds DELTA into X (in place) and normalises the sum. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/overlap.cuh"
 
 template <bool ADD>
 __global__ void rmsnorm_kernel(float *out, float *x, const float *delta,
                                const __nv_bfloat16 *w, int dim, float eps)
 {
+    overlap_release();
+    overlap_wait();
     float *xr = x + (size_t)blockIdx.x * dim;
     const float *dr = delta + (size_t)blockIdx.x * dim;
     float ss = 0.0f;
@@ -46,15 +49,13 @@ static int threads_for(int n)
 
 void cuda_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps)
 {
-    rmsnorm_kernel<false><<<n, threads_for(n)>>>(out, (float *)x, x,
-                                                (const __nv_bfloat16 *)w, dim, eps);
-    cudaCheckLaunch("rmsnorm");
+    launch_overlapped("rmsnorm", rmsnorm_kernel<false>, n, threads_for(n), 0, out, (float *)x, x,
+                      (const __nv_bfloat16 *)w, dim, eps);
 }
 
 void cuda_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
                       float eps)
 {
-    rmsnorm_kernel<true><<<n, threads_for(n)>>>(out, x, delta, (const __nv_bfloat16 *)w, dim,
-                                               eps);
-    cudaCheckLaunch("add_rmsnorm");
+    launch_overlapped("add_rmsnorm", rmsnorm_kernel<true>, n, threads_for(n), 0, out, x, delta,
+                      (const __nv_bfloat16 *)w, dim, eps);
 }

@@ -7,10 +7,13 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/overlap.cuh"
 
 __global__ void rope_kernel(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                             const float *inv_freq)
 {
+    overlap_release();
+    overlap_wait();
     int half = head_dim / 2;
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n * half)
@@ -53,6 +56,6 @@ void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_d
     const int *d_pos = positions_on_device(pos, n);
     int threads = n * (head_dim / 2);
     dim3 grid((threads + 255) / 256, threads < 16384 ? n_heads : 1);
-    rope_kernel<<<grid, 256>>>(x, d_pos, n, row, n_heads, head_dim, inv_freq);
-    cudaCheckLaunch("rope");
+    launch_overlapped("rope", rope_kernel, grid, 256, 0, x, d_pos, n, row, n_heads, head_dim,
+                      inv_freq);
 }
