@@ -37,7 +37,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../tests/gpu/common.sh"
 logs=$out # every step's log lands in OUT/NAME.log
 {
-  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  "$bin/starinfer" --version # the commit the binary was built from
   nvidia-smi -L
 } | tee -a "$summary"
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')

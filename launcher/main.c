@@ -22,7 +22,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("starinfer %s\n", starinfer_version());
+        printf("starinfer %s (commit %s)\n", starinfer_version(), starinfer_git_commit());
         return 0;
     }
     if (!strcmp(argv[1], "generate"))
