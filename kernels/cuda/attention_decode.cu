@@ -18,11 +18,11 @@
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/overlap.cuh"
 
-#define BK 64   /* keys per tile; each warp takes 16 */
+#define BK 64    /* keys per tile; each warp takes 16 */
 #define STAGES 3 /* tiles in flight or in use: measured faster than two (H100, 32K keys) */
 #define WARPS 4
-#define ROWS 16 /* rows per block: one mma row tile */
-#define PAD 8   /* bf16 elements after each shared-memory row: conflict-free ldmatrix */
+#define ROWS 16           /* rows per block: one mma row tile */
+#define PAD 8             /* bf16 elements after each shared-memory row: conflict-free ldmatrix */
 #define MAX_KV_HEADS 1024 /* counters kept for the last-block merge */
 
 #define LOG2E 1.4426950408889634f
@@ -35,14 +35,14 @@ struct decode_args {
     int nk, kv_stride, diag;
     float scale_log2; /* softmax scale times log2(e) */
     int split_len;
-    float *m, *l, *o;  /* the caller's state */
-    float *part;       /* [splits][rows][2 + D] */
-    unsigned *done;    /* [n_kv_heads] blocks finished, zero between launches */
+    float *m, *l, *o; /* the caller's state */
+    float *part;      /* [splits][rows][2 + D] */
+    unsigned *done;   /* [n_kv_heads] blocks finished, zero between launches */
 };
 
-template <int D, int ST> constexpr size_t decode_smem_bytes()
+template <int D> constexpr size_t decode_smem_bytes()
 {
-    return sizeof(__nv_bfloat16) * (size_t)(ROWS + 2 * ST * BK) * (D + PAD);
+    return sizeof(__nv_bfloat16) * (size_t)(ROWS + 2 * STAGES * BK) * (D + PAD);
 }
 
 /* Starts the copies of keys J0 .. J0 + BK - 1 (zeros from K_END on) into SK and SV. */
@@ -61,21 +61,23 @@ __device__ void decode_load_kv(__nv_bfloat16 *sk, __nv_bfloat16 *sv, const decod
     cp_async_commit();
 }
 
-/* State row of packed row P of KV head KV_HEAD (query P / group, head kv_head * group + P % group). */
+/* The state row of packed row P of KV head KV_HEAD: query P / group, head
+ * kv_head * group + P % group. */
 __device__ __forceinline__ size_t state_row(const decode_args &a, int kv_head, int p)
 {
     return (size_t)(p / a.group) * a.n_heads + kv_head * a.group + p % a.group;
 }
 
-template <int D, int ST>
+template <int D>
 __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_args a)
 {
     constexpr int LD = D + PAD, KS = D / 16, DT = D / 8;
-    static_assert(sizeof(float) * WARPS * ROWS * (D + 2) <= sizeof(__nv_bfloat16) * 2 * ST * BK * LD,
+    static_assert(sizeof(float) * WARPS * ROWS * (D + 2) <=
+                      sizeof(__nv_bfloat16) * 2 * STAGES * BK * LD,
                   "the warps' states fit where the K/V tiles were");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *sq = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
-    __nv_bfloat16 *sk = sq + ROWS * LD, *sv = sk + ST * BK * LD;
+    __nv_bfloat16 *sk = sq + ROWS * LD, *sv = sk + STAGES * BK * LD;
     __shared__ int last_block;
     overlap_wait();
 
@@ -99,9 +101,9 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
         dst[0] = pack_bf16(x.x, x.y);
         dst[1] = pack_bf16(x.z, x.w);
     }
-    /* The first ST - 1 tiles in flight (an empty group where there are fewer). */
+    /* The first STAGES - 1 tiles in flight (an empty group where there are fewer). */
 #pragma unroll
-    for (int t = 0; t < ST - 1; t++) {
+    for (int t = 0; t < STAGES - 1; t++) {
         if (t < n_tiles)
             decode_load_kv<D>(sk + t * BK * LD, sv + t * BK * LD, a, kv_off, k_begin + t * BK,
                               k_end);
@@ -113,8 +115,8 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
     uint32_t qf[KS][4];
 #pragma unroll
     for (int kk = 0; kk < KS; kk++)
-        ldmatrix_x4(qf[kk], sq + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8 +
-                                kk * 16);
+        ldmatrix_x4(qf[kk],
+                    sq + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8 + kk * 16);
     const int qi[2] = {g / a.group, (g + 8) / a.group}; /* the query of rows g and g + 8 */
 
     /* This warp's running state of rows g and g + 8 (base 2); L is this thread's share. */
@@ -124,14 +126,14 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
         acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
 
     for (int t = 0; t < n_tiles; t++) {
-        const int buf = t % ST, jw = k_begin + t * BK + warp * 16; /* this warp's first key */
-        const int next = t + ST - 1, nbuf = next % ST;
+        const int buf = t % STAGES, jw = k_begin + t * BK + warp * 16; /* this warp's first key */
+        const int next = t + STAGES - 1, nbuf = next % STAGES;
         if (next < n_tiles)
             decode_load_kv<D>(sk + nbuf * BK * LD, sv + nbuf * BK * LD, a, kv_off,
                               k_begin + next * BK, k_end);
         else
             cp_async_commit();
-        cp_async_wait<ST - 1>();
+        cp_async_wait<STAGES - 1>();
         __syncthreads();
         const __nv_bfloat16 *kb = sk + (buf * BK + warp * 16) * LD;
         const __nv_bfloat16 *vb = sv + (buf * BK + warp * 16) * LD;
@@ -139,8 +141,8 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
 #pragma unroll
         for (int kk = 0; kk < KS; kk++) {
             uint32_t b[4];
-            ldmatrix_x4(b, kb + ((lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
-                               ((lane >> 3) & 1) * 8);
+            ldmatrix_x4(b,
+                        kb + ((lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
             mma_bf16_16816(s[0], qf[kk], b[0], b[1]);
             mma_bf16_16816(s[1], qf[kk], b[2], b[3]);
         }
@@ -249,8 +251,8 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
         return;
     __threadfence();
     for (int p = warp; p < total; p += WARPS)
-        merge_splits_row<D>(a.m, a.l, a.o, a.part, (int)rows, gridDim.y, (int)state_row(a, kv_head, p),
-                            lane);
+        merge_splits_row<D>(a.m, a.l, a.o, a.part, (int)rows, gridDim.y,
+                            (int)state_row(a, kv_head, p), lane);
     if (threadIdx.x == 0)
         a.done[kv_head] = 0;
 }
@@ -277,13 +279,13 @@ static void decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_
                    const attn_keys *keys, int nk, float scale)
 {
     static int configured, blocks_per_sm, sms;
-    const size_t smem = decode_smem_bytes<D, STAGES>();
+    const size_t smem = decode_smem_bytes<D>();
     if (!configured) {
         int dev;
-        cudaCheck(cudaFuncSetAttribute(attn_decode_kernel<D, STAGES>,
+        cudaCheck(cudaFuncSetAttribute(attn_decode_kernel<D>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &blocks_per_sm, attn_decode_kernel<D, STAGES>, WARPS * 32, smem));
+            &blocks_per_sm, attn_decode_kernel<D>, WARPS * 32, smem));
         cudaCheck(cudaGetDevice(&dev));
         cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
         configured = 1;
@@ -315,8 +317,8 @@ static void decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_
     size_t rows = (size_t)nq * n_heads;
     a.part = (float *)cuda_scratch(SCRATCH_ATTN, sizeof(float) * splits * rows * (D + 2));
     a.done = done_counters();
-    launch_overlapped("attn_decode", attn_decode_kernel<D, STAGES>, dim3(n_kv_heads, splits),
-                      WARPS * 32, smem, a);
+    launch_overlapped("attn_decode", attn_decode_kernel<D>, dim3(n_kv_heads, splits), WARPS * 32,
+                      smem, a);
 }
 
 void cuda_attn_decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
