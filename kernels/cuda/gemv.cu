@@ -11,7 +11,6 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/cuda/overlap.cuh"
 
 #define WARPS_PER_BLOCK 8
 #define IN_FLIGHT 16
@@ -26,35 +25,15 @@ static __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b)
            w3.x * b.z + w3.y * b.w;
 }
 
-/* The weights of one pass: IN_FLIGHT pieces of 16 bytes per lane from piece P0 on, of each of
- * the PAIRED rows. */
-template <int PAIRED>
-__device__ __forceinline__ void load_pieces(uint4 (&wv)[PAIRED][IN_FLIGHT],
-                                            const uint4 *const (&wr)[PAIRED], int p0, int pieces)
-{
-#pragma unroll
-    for (int u = 0; u < IN_FLIGHT; u++) {
-        int p = p0 + 32 * u;
-#pragma unroll
-        for (int k = 0; k < PAIRED; k++)
-            if (p < pieces)
-                wv[k][u] = __ldcs(wr[k] + p); /* read once: do not keep it in the caches */
-    }
-}
-
 /* PAIRED = 1: out[row] = w[row] . x. PAIRED = 2: out[row] = silu(w[row] . x) * (w[rows + row] . x),
- * the two rows' loads interleaved. The first pass's weights are requested before waiting for the
- * kernel before (overlap.cuh): they do not depend on it, and x does. The next kernel may launch
- * once every warp has its sums. */
+ * the two rows' loads interleaved. */
 template <int PAIRED>
 __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     gemv_kernel(float *out, const float *x, const __nv_bfloat16 *w, int cols, int rows)
 {
     int row = blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (row >= rows) {
-        overlap_release();
-        return; /* touches no memory */
-    }
+    if (row >= rows)
+        return;
     const uint4 *wr[PAIRED];
 #pragma unroll
     for (int k = 0; k < PAIRED; k++)
@@ -62,12 +41,16 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     const float4 *x4 = (const float4 *)x;
     int pieces = cols / 8;
     float acc[PAIRED] = {};
-    uint4 wv[PAIRED][IN_FLIGHT];
-    load_pieces<PAIRED>(wv, wr, lane, pieces);
-    overlap_wait();
     for (int p0 = lane; p0 < pieces; p0 += 32 * IN_FLIGHT) {
-        if (p0 != lane)
-            load_pieces<PAIRED>(wv, wr, p0, pieces);
+        uint4 wv[PAIRED][IN_FLIGHT];
+#pragma unroll
+        for (int u = 0; u < IN_FLIGHT; u++) {
+            int p = p0 + 32 * u;
+#pragma unroll
+            for (int k = 0; k < PAIRED; k++)
+                if (p < pieces)
+                    wv[k][u] = __ldcs(wr[k] + p); /* read once: do not keep it in the caches */
+        }
 #pragma unroll
         for (int u = 0; u < IN_FLIGHT; u++) {
             int p = p0 + 32 * u;
@@ -79,7 +62,6 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
             }
         }
     }
-    overlap_release(); /* not before: the next kernels' blocks would crowd this one's */
 #pragma unroll
     for (int k = 0; k < PAIRED; k++)
         for (int off = 16; off > 0; off >>= 1)
@@ -100,8 +82,9 @@ int cuda_gemv_fits(const float *x, const void *w, int cols)
 void cuda_gemv(float *out, const float *x, const void *w, int cols, int rows)
 {
     int blocks = (rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
-    launch_overlapped("gemv", gemv_kernel<1>, blocks, WARPS_PER_BLOCK * 32, 0, out, x,
-                      (const __nv_bfloat16 *)w, cols, rows);
+    gemv_kernel<1><<<blocks, WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w, cols,
+                                                     rows);
+    cudaCheckLaunch("gemv");
 }
 
 void cuda_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
@@ -112,6 +95,7 @@ void cuda_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int c
         return;
     }
     int blocks = (inter + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
-    launch_overlapped("gemv with swiglu", gemv_kernel<2>, blocks, WARPS_PER_BLOCK * 32, 0, out, x,
-                      (const __nv_bfloat16 *)w_gate_up, cols, inter);
+    gemv_kernel<2><<<blocks, WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w_gate_up,
+                                                     cols, inter);
+    cudaCheckLaunch("gemv with swiglu");
 }
