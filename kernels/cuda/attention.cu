@@ -427,13 +427,8 @@ static void launch(const tile_args &base, attn_state *s, int nq, int n_heads, in
     int q_tiles = (int)(((long)nq * base.group + BQ - 1) / BQ);
     /* Enough splits for two blocks per multiprocessor, none shorter than four tiles. */
     int blocks = q_tiles * n_kv_heads;
-    int want = (2 * multiprocessors() + blocks - 1) / blocks;
-    int max_splits = (nk + 4 * BK - 1) / (4 * BK);
-    int splits = want < max_splits ? want : max_splits;
-    if (splits < 1)
-        splits = 1;
-    int split_len = ((nk + splits - 1) / splits + BK - 1) / BK * BK;
-    splits = (nk + split_len - 1) / split_len;
+    int split_len, splits = key_splits(nk, (2 * multiprocessors() + blocks - 1) / blocks, BK,
+                                       &split_len);
 
     tile_args a = base;
     a.split_len = split_len;

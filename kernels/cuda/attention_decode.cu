@@ -291,13 +291,8 @@ static void decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_
         configured = 1;
     }
     /* Splits enough to fill every multiprocessor once, none shorter than four tiles. */
-    int want = (blocks_per_sm * sms + n_kv_heads - 1) / n_kv_heads;
-    int max_splits = (nk + 4 * BK - 1) / (4 * BK);
-    int splits = want < max_splits ? want : max_splits;
-    if (splits < 1)
-        splits = 1;
-    int split_len = ((nk + splits - 1) / splits + BK - 1) / BK * BK;
-    splits = (nk + split_len - 1) / split_len;
+    int split_len, splits = key_splits(nk, (blocks_per_sm * sms + n_kv_heads - 1) / n_kv_heads,
+                                       BK, &split_len);
 
     decode_args a;
     a.q = q;

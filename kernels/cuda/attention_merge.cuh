@@ -1,10 +1,22 @@
-/* Folding the key splits' partial attention states into a row's running state (flash-decoding's
- * reduction), shared by the split merge after the tile kernel and by the decode kernel's last
- * block. Partials are laid out [splits][rows][2 + D]: m (natural log), l, then o. */
+/* Splitting the keys of attention over few rows (flash-decoding), shared by the tile kernel's
+ * split path and the decode kernel: how many splits, and folding the splits' partial states into
+ * a row's running state. Partials are laid out [splits][rows][2 + D]: m (natural log), l, then o. */
 #ifndef STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
 #define STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
 
 #include <math.h>
+
+/* The number of splits of NK keys, about WANT of them but none shorter than four tiles of TILE
+ * keys, each a whole number of tiles; *SPLIT_LEN gets their length. */
+static inline int key_splits(int nk, int want, int tile, int *split_len)
+{
+    int max_splits = (nk + 4 * tile - 1) / (4 * tile);
+    int splits = want < max_splits ? want : max_splits;
+    if (splits < 1)
+        splits = 1;
+    *split_len = ((nk + splits - 1) / splits + tile - 1) / tile * tile;
+    return (nk + *split_len - 1) / *split_len;
+}
 
 /* One warp folds SPLITS partials of ROW into (m, l, o). The lanes take the splits' maxima and
  * denominators in parallel, and each lane keeps its columns of o in registers over the splits
