@@ -20,8 +20,8 @@ extern "C" {
  * j <= i + diag; diag >= nk makes every key visible (context keys), diag = 0 is plain causal
  * attention of new tokens over themselves. */
 typedef struct {
-    const void *k;    /* [nk][kv_stride] in the backend's KV format, head g at g * head_dim */
-    const void *v;    /* [nk][kv_stride] */
+    const void *k; /* [nk][kv_stride] in the backend's KV format, head g at g * head_dim */
+    const void *v; /* [nk][kv_stride] */
     int nk;
     int kv_stride;
     int diag;
@@ -69,8 +69,7 @@ typedef struct backend {
     /* One token's MLP first half: out[j] = silu(x . w_gate[j]) * (x . w_up[j]) for j < INTER,
      * where W_GATE_UP is w_gate then w_up back to back ([2 inter][cols]). OUT has room for
      * 2 * INTER values (a backend may compute both products there first). */
-    void (*matmul_swiglu)(float *out, const float *x, const void *w_gate_up, int cols,
-                          int inter);
+    void (*matmul_swiglu)(float *out, const float *x, const void *w_gate_up, int cols, int inter);
     /* gate[i] = silu(gate[i]) * up[i] */
     void (*swiglu)(float *gate, const float *up, size_t n);
     /* y[i] += x[i] */
@@ -123,6 +122,10 @@ const backend *backend_cuda(int device, char *err, size_t err_len);
 int backend_cuda_device_count(void);
 /* The PCI bus id ("0000:65:00.0") of DEVICE, for placing the rank near its GPU. */
 int backend_cuda_pci_bus_id(int device, char *buf, size_t len);
+/* The cuDNN version whose fused attention runs long prefill chunks (e.g. 91900), or 0 where
+ * starinfer's own kernel runs them (no cuDNN 9 found, STARINFER_CUDNN=0, or built without
+ * cuDNN's headers). */
+int backend_cuda_cudnn_version(void);
 
 #ifdef __cplusplus
 }

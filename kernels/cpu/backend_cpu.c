@@ -19,9 +19,7 @@ static void cpu_free(void *p)
     free(p);
 }
 
-static void cpu_synchronize(void)
-{
-}
+static void cpu_synchronize(void) {}
 
 static void cpu_copy(void *dst, const void *src, size_t bytes)
 {
@@ -97,8 +95,10 @@ const backend *backend_cpu(void)
 /* Built without the CUDA toolkit: there is no CUDA backend to start. */
 const backend *backend_cuda(int device, char *err, size_t err_len)
 {
-    snprintf(err, err_len, "device %d: this starinfer was built without CUDA (no toolkit found "
-                           "at build time)", device);
+    snprintf(err, err_len,
+             "device %d: this starinfer was built without CUDA (no toolkit found "
+             "at build time)",
+             device);
     return NULL;
 }
 
@@ -113,5 +113,10 @@ int backend_cuda_pci_bus_id(int device, char *buf, size_t len)
     (void)buf;
     (void)len;
     return -1;
+}
+
+int backend_cuda_cudnn_version(void)
+{
+    return 0;
 }
 #endif

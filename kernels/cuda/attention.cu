@@ -463,6 +463,10 @@ static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_he
         cuda_attn_decode(s, q, nq, n_heads, n_kv_heads, D, keys, nk, scale);
         return;
     }
+#ifdef STARINFER_HAVE_CUDNN
+    if (cuda_attn_cudnn(s, q, nq, n_heads, n_kv_heads, D, keys, nk, scale))
+        return;
+#endif
     tile_args a;
     a.q = q;
     a.nq = nq;

@@ -7,6 +7,9 @@
 #include "kernels/convert.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#ifdef STARINFER_HAVE_CUDNN
+#include "kernels/cuda/cudnn_api.h"
+#endif
 #include "kernels/mem_track.h"
 
 static void *scratch[SCRATCH_COUNT];
@@ -70,8 +73,7 @@ static void *cuda_host_alloc(size_t bytes, const char *what)
 {
     void *p = NULL;
     if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess)
-        si_fatal("cannot allocate %.1f MiB of pinned host memory for %s", bytes / 1048576.0,
-                 what);
+        si_fatal("cannot allocate %.1f MiB of pinned host memory for %s", bytes / 1048576.0, what);
     return p;
 }
 
@@ -153,6 +155,16 @@ extern "C" int backend_cuda_device_count(void)
 extern "C" int backend_cuda_pci_bus_id(int device, char *buf, size_t len)
 {
     return cudaDeviceGetPCIBusId(buf, (int)len, device) == cudaSuccess ? 0 : -1;
+}
+
+extern "C" int backend_cuda_cudnn_version(void)
+{
+#ifdef STARINFER_HAVE_CUDNN
+    const cudnn_api *api = cudnn_api_get();
+    return api ? (int)api->version : 0;
+#else
+    return 0;
+#endif
 }
 
 extern "C" const backend *backend_cuda(int device, char *err, size_t err_len)

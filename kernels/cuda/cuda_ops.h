@@ -13,8 +13,19 @@ extern "C" {
 
 /* Device scratch that grows on demand (never on the hot path once warmed up). */
 void *cuda_scratch(int slot, size_t bytes);
-enum { SCRATCH_IDS = 0, SCRATCH_POS, SCRATCH_GEMM_IN, SCRATCH_ATTN, SCRATCH_SAMPLE, SCRATCH_ATTN_DONE,
-       SCRATCH_COUNT };
+enum {
+    SCRATCH_IDS = 0,
+    SCRATCH_POS,
+    SCRATCH_GEMM_IN,
+    SCRATCH_ATTN,
+    SCRATCH_SAMPLE,
+    SCRATCH_ATTN_DONE,
+    SCRATCH_CUDNN_Q,
+    SCRATCH_CUDNN_O,
+    SCRATCH_CUDNN_STATS,
+    SCRATCH_CUDNN_WORKSPACE,
+    SCRATCH_COUNT
+};
 /* Host ints (token ids or positions) copied to device scratch. */
 const int *cuda_upload_ints(int slot, const int *host, int n);
 
@@ -43,6 +54,11 @@ void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, in
 int cuda_attn_decode_fits(int nq, int n_heads, int n_kv_heads);
 void cuda_attn_decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                       int head_dim, const attn_keys *keys, int nk, float scale);
+/* Prefill attention (at least 256 query rows, every key visible or causal from the bottom right)
+ * through cuDNN's fused kernel, where cuDNN is loaded and has an engine for the shape
+ * (attention_cudnn.cu): 1 when it folded KEYS into S, 0 when the caller's kernels must. */
+int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                    int head_dim, const attn_keys *keys, int nk, float scale);
 void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
 void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 /* Seconds that RUNS calls of OP(USER) take on the GPU after WARMUP more, by CUDA events. */

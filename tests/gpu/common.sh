@@ -5,7 +5,10 @@ cuda_libs=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.s
 # libnccl.so.2 (the --merge-transport nccl build links it) comes from PyTorch's nvidia-nccl wheel.
 nccl_libs=$(python3 -c 'import nvidia.nccl as n, os; print(os.path.join(list(n.__path__)[0], "lib"))' 2>/dev/null ||
   dirname "$(find / -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -n 1)")
-export LD_LIBRARY_PATH=$build/lib:$cuda_libs:$nccl_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# cuDNN (the prefill attention loads it when found) from PyTorch's nvidia-cudnn wheel, the one
+# PyTorch itself runs, ahead of any older system copy.
+cudnn_libs=$(python3 -c 'import nvidia.cudnn as c, os; print(os.path.join(list(c.__path__)[0], "lib"))' 2>/dev/null)
+export LD_LIBRARY_PATH=$build/lib:$cuda_libs:$nccl_libs${cudnn_libs:+:$cudnn_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=8
 export STARINFER_FIXTURES=$PWD/tests/fixtures NCCL_NVLS_ENABLE=0
 logs=$(mktemp -d)

@@ -9,6 +9,7 @@ shift 2
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 nvidia-smi -L | tee -a "$summary"
 step gpu_ops 120 "$build/tests/gpu/test_gpu_ops"
+STARINFER_CUDNN=0 step gpu_ops_own_kernels 120 "$build/tests/gpu/test_gpu_ops"
 step gpu_model_fixtures 120 "$build/tests/test_model"
 step gpu_star_np2 60 "${mpirun[@]}" -np 2 "$build/tests/mpi/test_star"
 step gpu_star_np3 60 "${mpirun[@]}" -np 3 "$build/tests/mpi/test_star"

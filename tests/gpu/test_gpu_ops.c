@@ -259,19 +259,26 @@ static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int 
     gpu->attn_init(&ds, rows, d);
     gpu->attn_accumulate(&ds, dq, nq, heads, kv_heads, d, &g1, scale);
     gpu->attn_accumulate(&ds, dq, nq, heads, kv_heads, d, &g2, scale);
-    float *got_l = download(ds.l, rows);
+    float *got_m = download(ds.m, rows), *got_l = download(ds.l, rows);
     gpu->attn_finalize(dout, &ds, rows, d);
     float *got = download(dout, (size_t)rows * d);
+    /* (m, l) and (m', l') are the same state where m + log l agree: cuDNN's path keeps the
+     * log-sum-exp as m with l = 1, our kernels the running max and the sum under it. */
+    float *got_lse = malloc(sizeof(float) * rows), *want_lse = malloc(sizeof(float) * rows);
+    for (int r = 0; r < rows; r++) {
+        got_lse[r] = got_l[r] > 0 ? got_m[r] + logf(got_l[r]) : -1e30f;
+        want_lse[r] = hs.l[r] > 0 ? hs.m[r] + logf(hs.l[r]) : -1e30f;
+    }
 
     char shape[96];
-    snprintf(shape, sizeof shape, "q=%d h=%d/%d d=%d k=%d+%d diag=%d", nq, heads, kv_heads, d,
-             nk1, nk2, diag);
+    snprintf(shape, sizeof shape, "q=%d h=%d/%d d=%d k=%d+%d diag=%d", nq, heads, kv_heads, d, nk1,
+             nk2, diag);
     check_tol("attention", shape, got, want, (size_t)rows * d, ATTN_TOLERANCE);
-    check("attention l", shape, got_l, hs.l, rows);
+    check("attention lse", shape, got_lse, want_lse, rows);
     gpu->free(dq), gpu->free(dm), gpu->free(dout);
     gpu->free(s1.dk), gpu->free(s1.dv), gpu->free(s2.dk), gpu->free(s2.dv);
     free(q), free(s1.k), free(s1.v), free(s2.k), free(s2.v), free(hm), free(want), free(got);
-    free(got_l);
+    free(got_m), free(got_l), free(got_lse), free(want_lse);
 }
 
 typedef struct {
@@ -353,7 +360,8 @@ static void test_sample(int vocab, int seeds)
                     near += gap <= SAMPLE_GAP;
                     wrong += gap > SAMPLE_GAP;
                     printf("  sample differs: seed %d T %.2f top_p %.2g u %.8f: cpu %d gpu %d, "
-                           "boundary gap %.2e\n", seed, temps[t], tops[p], us[j], want, got, gap);
+                           "boundary gap %.2e\n",
+                           seed, temps[t], tops[p], us[j], want, got, gap);
                 }
             }
     }
@@ -375,12 +383,15 @@ int main(void)
         printf("skipped: no CUDA GPU on this machine\n");
         return 77;
     }
+    int cudnn = backend_cuda_cudnn_version();
+    printf("prefill attention: %s (cuDNN %d)\n", cudnn ? "cuDNN's fused kernel" : "starinfer's",
+           cudnn);
     printf("%-16s %-40s %10s\n", "op", "shape", "nrmse");
-    test_matmul(1, 4096, 1024);   /* one token: gemv.cu */
-    test_matmul(1, 14336, 133);   /* a long row, rows not a multiple of the block's */
-    test_matmul(1, 100, 37);      /* columns not a multiple of 8: cuBLASLt */
+    test_matmul(1, 4096, 1024); /* one token: gemv.cu */
+    test_matmul(1, 14336, 133); /* a long row, rows not a multiple of the block's */
+    test_matmul(1, 100, 37);    /* columns not a multiple of 8: cuBLASLt */
     test_matmul_swiglu(4096, 1000);
-    test_matmul_swiglu(100, 37);  /* cuBLASLt, then the gating */
+    test_matmul_swiglu(100, 37); /* cuBLASLt, then the gating */
     test_matmul(37, 256, 96);
     test_matmul(512, 4096, 1024);
     test_rmsnorm(1, 4096);
@@ -400,6 +411,12 @@ int main(void)
     test_attention(1500, 32, 8, 128, 512, 1500, 0);
     /* a later chunk of a block: the block's earlier rows are visible to every query */
     test_attention(100, 8, 2, 128, 256, 356, 256);
+    /* chunks of at least 256 rows go to cuDNN where it is loaded: an anchor seen in full, then
+     * causal from the bottom right; a later chunk; a head_dim of 64 and rows not a multiple of
+     * 64 (run_gpu.sh runs these once more with STARINFER_CUDNN=0, on our own kernel) */
+    test_attention(1024, 32, 8, 128, 4096, 1024, 0);
+    test_attention(512, 32, 8, 128, 0, 2048, 1536);
+    test_attention(777, 8, 2, 64, 1000, 777, 0);
     /* decode: one or a few queries over many keys (split-KV path), context in full */
     test_attention(1, 32, 8, 128, 20000, 1, 0);
     test_attention(3, 32, 8, 128, 5000, 40, 37);
