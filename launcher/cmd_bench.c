@@ -32,7 +32,7 @@ static const char *usage =
     "  --warmup N             unmeasured runs before them (default 1)\n"
     "  --seed S               seed of the weights and token ids (default 0)\n"
     "  --json FILE            append one JSON line per configuration ('-': stdout, no table)\n"
-    "  --chunk N              most tokens per forward (default 512 on a CPU, 4096 on a GPU)\n"
+    "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"
     "  --merge MODE           auto (default), one-call or two-call\n"
     "  --merge-transport T    mpi (default) or nccl (GPU to GPU, one GPU per rank)\n"
     "  --device KIND          auto (default), cpu or cuda\n"

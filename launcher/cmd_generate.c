@@ -7,6 +7,7 @@
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/prompt.h"
+#include "launcher/session.h"
 #include "runtime/device.h"
 #include "runtime/generation.h"
 #include "runtime/global_attention.h"
@@ -16,7 +17,8 @@ static const char *usage =
     "usage: starinfer generate --model DIR --prompt TEXT [options]\n"
     "Runs the model on one process with global attention and prints the continuation.\n"
     "  --json                 print the answer, timings and memory as JSON\n"
-    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n" GEN_FLAGS_HELP;
+    "  --device KIND          auto (default: cuda when a GPU is present), cpu or "
+    "cuda\n" GEN_FLAGS_HELP;
 
 typedef struct {
     const char *model_dir, *prompt;
@@ -48,8 +50,7 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
         else if (rc == 0 && !strcmp(flag, "--device")) {
             if (device_parse(value, &o->device, err))
                 return -1;
-        }
-        else if (rc == 0)
+        } else if (rc == 0)
             return si_error_set(err, "unknown argument '%s'\n%s", flag, usage);
     }
     if (!o->model_dir || !o->prompt)
@@ -57,8 +58,8 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
     return 0;
 }
 
-static void print_json(const generate_opts *o, int n_prompt, double prefill_s,
-                       const gen_result *r, size_t bytes)
+static void print_json(const generate_opts *o, int n_prompt, double prefill_s, const gen_result *r,
+                       size_t bytes)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "text", r->text);
@@ -115,7 +116,9 @@ int cmd_generate(int argc, char **argv)
                 n, o.g.gen.max_new_tokens, capacity, m.cfg.max_position_embeddings);
         return 1;
     }
-    int chunk = n < 512 ? n : 512;
+    int chunk = session_default_chunk(be);
+    if (n < chunk)
+        chunk = n;
     backend_weights bw;
     /* The backend's own copy, converted piece by piece from the mapped files. */
     if (backend_weights_stream(&bw, &m.cfg, &m.set, m.inv_freq, be, &err))
@@ -132,8 +135,8 @@ int cmd_generate(int argc, char **argv)
     be->synchronize(); /* the logits stay on the device: wait for them */
     double prefill_s = timer_now() - t0;
     si_log("prefill: %d tokens in %.3f s (%.1f tokens/s)", n, prefill_s, n / prefill_s);
-    gen_driver d = {.step = global_step, .user = &g, .be = be, .is_root = 1,
-                    .stream = o.json ? NULL : stdout};
+    gen_driver d = {
+        .step = global_step, .user = &g, .be = be, .is_root = 1, .stream = o.json ? NULL : stdout};
     gen_result r;
     generate_tokens(&m, logits, n, &o.g.gen, &d, &r);
     si_log("decode: %d tokens in %.3f s (%.1f tokens/s), finished by %s", r.n_tokens, r.seconds,

@@ -30,11 +30,15 @@ int session_open(session *s, star_flags *flags)
     if (s->m.set.n_files)
         st_close(&s->m.set); /* the backend has its copy: unmap the files */
     flags->req.be = s->be;
-    /* Longer chunks keep a GPU's matrix units busy; on the CPU they only cost memory. */
     if (!flags->req.chunk)
-        flags->req.chunk = s->be->host_memory ? 512 : 4096;
+        flags->req.chunk = session_default_chunk(s->be);
     flags->req.w = &s->w;
     return 0;
+}
+
+int session_default_chunk(const backend *be)
+{
+    return be->host_memory ? 512 : 8192;
 }
 
 void session_close(session *s)

@@ -19,6 +19,10 @@ typedef struct {
 /* Returns 0 when every rank is ready; fills FLAGS->req's backend and weights. With FLAGS->shape
  * the model is that shape with seeded random weights made on the backend. */
 int session_open(session *s, star_flags *flags);
+/* The most tokens per forward pass when --chunk is not given: 512 on a CPU (longer chunks only
+ * cost memory there), 8192 on a GPU (longer chunks keep its matrix units busy, and each chunk
+ * length costs cuDNN's attention a plan of its own: bench/NOTES.md 8). */
+int session_default_chunk(const backend *be);
 void session_close(session *s);
 
 #endif

@@ -367,8 +367,12 @@ __global__ void fold_lse_kernel(float *m, float *l, float *o, const __nv_bfloat1
     float b = s == -INFINITY ? 0.0f : expf(s - mx);
     float *orow = o + (size_t)row * d;
     const __nv_bfloat16 *src = out + (size_t)row * d;
-    for (int j = lane; j < d; j += 32)
-        orow[j] = orow[j] * a + __bfloat162float(src[j]) * b;
+    if (m_old == -INFINITY) /* the row saw no key before: the partial as it is, o unread */
+        for (int j = lane; j < d; j += 32)
+            orow[j] = __bfloat162float(src[j]) * b;
+    else
+        for (int j = lane; j < d; j += 32)
+            orow[j] = orow[j] * a + __bfloat162float(src[j]) * b;
     if (lane == 0) {
         l[row] = l[row] * a + b;
         m[row] = mx;
