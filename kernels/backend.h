@@ -70,8 +70,10 @@ typedef struct backend {
      * where W_GATE_UP is w_gate then w_up back to back ([2 inter][cols]). OUT has room for
      * 2 * INTER values (a backend may compute both products there first). */
     void (*matmul_swiglu)(float *out, const float *x, const void *w_gate_up, int cols, int inter);
-    /* gate[i] = silu(gate[i]) * up[i] */
-    void (*swiglu)(float *gate, const float *up, size_t n);
+    /* The MLP's second half: out[n][rows] = (silu(gate) * up)[n][cols] . w[rows][cols]^T, the
+     * gating elementwise in fp32. GATE may be overwritten (a backend may gate in place first). */
+    void (*matmul_gated)(float *out, float *gate, const float *up, const void *w, int n, int cols,
+                         int rows);
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, size_t n);
     /* The residual add and the next norm in one pass: x[i] += delta[i], then out[i] as rmsnorm

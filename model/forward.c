@@ -11,14 +11,14 @@ static size_t act_floats(const model_config *c, int n_max, int logit_rows, size_
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t rows = n * c->n_heads;
     size_t sizes[] = {
-        n * c->hidden_size,               /* x */
-        n * c->hidden_size,               /* xb */
-        n * qd,                           /* q */
-        n * kvd,                          /* k of the new tokens, before the cache's format */
-        n * kvd,                          /* v */
-        n * qd,                           /* att: the attention state's o, normalised in place */
-        n * c->intermediate_size,         /* hb */
-        n * c->intermediate_size,         /* hb2 */
+        n * c->hidden_size,       /* x */
+        n * c->hidden_size,       /* xb */
+        n * qd,                   /* q */
+        n * kvd,                  /* k of the new tokens, before the cache's format */
+        n * kvd,                  /* v */
+        n * qd,                   /* att: the attention state's o, normalised in place */
+        n * c->intermediate_size, /* hb */
+        n * c->intermediate_size, /* hb2 */
         (size_t)logit_rows * c->vocab_size,
         rows,                             /* m */
         rows,                             /* l */
@@ -53,17 +53,17 @@ void forward_state_init(forward_state *fs, const model_config *cfg, const backen
     size_t parts[N_PARTS];
     size_t total = act_floats(cfg, n_max, logit_rows, parts);
     float *p = be->alloc(sizeof(float) * total, "activations");
-    float **slots[N_PARTS] = {&fs->x,   &fs->xb,  &fs->q,      &fs->k,       &fs->v,      &fs->att,
-                              &fs->hb, &fs->hb2, &fs->logits, &fs->state.m, &fs->state.l,
-                              &fs->qkv, &fs->gate_up};
+    float **slots[N_PARTS] = {&fs->x,       &fs->xb,  &fs->q,      &fs->k,      &fs->v,
+                              &fs->att,     &fs->hb,  &fs->hb2,    &fs->logits, &fs->state.m,
+                              &fs->state.l, &fs->qkv, &fs->gate_up};
     for (int i = 0; i < N_PARTS; i++) {
         *slots[i] = p;
         p += parts[i];
     }
     fs->state.o = fs->att;
     if (!be->host_memory)
-        fs->logits_host = be->host_alloc(sizeof(float) * (size_t)logit_rows * cfg->vocab_size,
-                                         "host logits");
+        fs->logits_host =
+            be->host_alloc(sizeof(float) * (size_t)logit_rows * cfg->vocab_size, "host logits");
 }
 
 void forward_state_free(forward_state *fs)
@@ -123,8 +123,7 @@ static void store_kv(forward_state *fs, int layer, const qkv_rows *r, int n, kv_
 {
     int kvd = fs->cfg->n_kv_heads * fs->cfg->head_dim;
     fs->be->kv_write(kv_span_at(st, fs->be, 0, layer, st->rows, kvd),
-                     kv_span_at(st, fs->be, 1, layer, st->rows, kvd), r->k, r->v,
-                     (size_t)n * kvd);
+                     kv_span_at(st, fs->be, 1, layer, st->rows, kvd), r->k, r->v, (size_t)n * kvd);
 }
 
 /* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
@@ -171,16 +170,14 @@ static void mlp_block(forward_state *fs, int layer, int n)
     const backend *be = fs->be;
     int inter = c->intermediate_size;
     be->add_rmsnorm(fs->xb, fs->x, fs->xb, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
-    float *gate = fs->hb;
     if (n == 1 && w->w_gate_up) {
-        gate = fs->gate_up;
-        be->matmul_swiglu(gate, fs->xb, w->w_gate_up, c->hidden_size, inter);
+        be->matmul_swiglu(fs->gate_up, fs->xb, w->w_gate_up, c->hidden_size, inter);
+        be->matmul(fs->xb, fs->gate_up, w->w_down, n, inter, c->hidden_size);
     } else {
         be->matmul(fs->hb, fs->xb, w->w_gate, n, c->hidden_size, inter);
         be->matmul(fs->hb2, fs->xb, w->w_up, n, c->hidden_size, inter);
-        be->swiglu(fs->hb, fs->hb2, (size_t)n * inter);
+        be->matmul_gated(fs->xb, fs->hb, fs->hb2, w->w_down, n, inter, c->hidden_size);
     }
-    be->matmul(fs->xb, gate, w->w_down, n, inter, c->hidden_size);
 }
 
 static const float *lm_head(forward_state *fs, int n, forward_logits which)

@@ -11,6 +11,8 @@ void cpu_matmul(float *out, const float *x, const void *w, int n, int cols, int 
 void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
               const float *inv_freq);
 void cpu_swiglu(float *gate, const float *up, size_t n);
+void cpu_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
+                      int rows);
 void cpu_add(float *y, const float *x, size_t n);
 void cpu_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter);
 void cpu_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,

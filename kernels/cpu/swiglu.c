@@ -9,6 +9,14 @@ void cpu_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int co
     cpu_swiglu(out, out + inter, (size_t)inter);
 }
 
+/* Gated in place, then the product. */
+void cpu_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
+                      int rows)
+{
+    cpu_swiglu(gate, up, (size_t)n * cols);
+    cpu_matmul(out, gate, w, n, cols, rows);
+}
+
 void cpu_swiglu(float *gate, const float *up, size_t n)
 {
 #pragma omp parallel for

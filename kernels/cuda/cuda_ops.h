@@ -38,9 +38,13 @@ void cuda_add_rmsnorm(float *out, float *x, const float *delta, const void *w, i
 void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                const float *inv_freq);
 void cuda_swiglu(float *gate, const float *up, size_t n);
+void cuda_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
+                       int rows);
 void cuda_add(float *y, const float *x, size_t n);
 void cuda_gemm_init(void);
 void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int rows);
+/* The same product from bf16 rows X (cuBLASLt; no conversion, no GEMV). */
+void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows);
 /* One token's product (n = 1) by a bandwidth-bound kernel of ours, where the shapes allow it:
  * COLS a multiple of 8 and X and W on 16-byte boundaries (cuda_gemv_fits). */
 int cuda_gemv_fits(const float *x, const void *w, int cols);

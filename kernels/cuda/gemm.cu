@@ -61,22 +61,22 @@ static const gemm_plan *plan_for(int n, int cols, int rows)
     p->rows = rows;
     cublasOperation_t trans = CUBLAS_OP_T, none = CUBLAS_OP_N;
     cublasCheck(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasCheck(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans,
-                                               sizeof trans));
-    cublasCheck(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &none,
-                                               sizeof none));
+    cublasCheck(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof trans));
+    cublasCheck(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, cols, rows, cols));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, cols, n, cols));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, rows, n, rows));
     cublasLtMatmulPreference_t pref;
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = WORKSPACE_BYTES;
-    cublasCheck(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                     &ws, sizeof ws));
     cublasLtMatmulHeuristicResult_t result;
     int found = 0;
-    cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt, p->op, p->a, p->b, p->c, p->c, pref, 1,
-                                               &result, &found));
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &result,
+                                               &found));
     cublasLtMatmulPreferenceDestroy(pref);
     if (!found)
         si_fatal("cuBLASLt has no algorithm for a bf16 GEMM of %d x %d x %d", rows, n, cols);
@@ -90,12 +90,17 @@ void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int
         cuda_gemv(out, x, w, cols, rows);
         return;
     }
-    __nv_bfloat16 *xb = (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN,
-                                                      sizeof(__nv_bfloat16) * (size_t)n * cols);
+    __nv_bfloat16 *xb =
+        (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN, sizeof(__nv_bfloat16) * (size_t)n * cols);
     cuda_f32_to_bf16(xb, x, (size_t)n * cols);
+    cuda_gemm_bf16(out, xb, w, n, cols, rows);
+}
+
+void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows)
+{
     const gemm_plan *p = plan_for(n, cols, rows);
     float one = 1.0f, zero = 0.0f;
-    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, xb, p->b, &zero, out, p->c, out, p->c,
+    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
 }
 
@@ -110,8 +115,7 @@ static void product_once(void *user)
     const product_args *g = (const product_args *)user;
     float one = 1.0f, zero = 0.0f;
     cublasCheck(cublasLtMatmul(lt, g->p->op, &one, g->a, g->p->a, g->b, g->p->b, &zero, g->c,
-                               g->p->c, g->c, g->p->c, &g->p->algo, workspace, WORKSPACE_BYTES,
-                               0));
+                               g->p->c, g->c, g->p->c, &g->p->algo, workspace, WORKSPACE_BYTES, 0));
 }
 
 /* The bf16 matrix rate of this GPU, through the same cuBLASLt path as the model's products (bf16

@@ -40,8 +40,7 @@ static int pass_tokens;
 static int kind_index(const char *name)
 {
     char key[48];
-    snprintf(key, sizeof key, "%s %s", name,
-             pass_tokens <= DECODE_ROWS ? "(decode)" : "(prefill)");
+    snprintf(key, sizeof key, "%s %s", name, pass_tokens <= DECODE_ROWS ? "(decode)" : "(prefill)");
     for (int i = 0; i < n_kinds; i++)
         if (strcmp(kinds[i].name, key) == 0)
             return i;
@@ -113,15 +112,15 @@ static void report(void)
         fprintf(stderr, "  %-34s %9ld %11.2f %9.1f %5.1f%%\n", kinds[i].name, kinds[i].calls,
                 kinds[i].ms, 1e3 * kinds[i].ms / (kinds[i].calls ? kinds[i].calls : 1),
                 span > 0 ? 100.0 * kinds[i].ms / span : 0.0);
-    fprintf(stderr, "  %-34s %9s %11.2f %9s %5.1f%%\n", "(between operations)", "",
-            span - busy, "", span > 0 ? 100.0 * (span - busy) / span : 0.0);
+    fprintf(stderr, "  %-34s %9s %11.2f %9s %5.1f%%\n", "(between operations)", "", span - busy, "",
+            span > 0 ? 100.0 * (span - busy) / span : 0.0);
 }
 
-#define TIMED(name, call)                                                                         \
-    do {                                                                                          \
-        int op_ = op_begin(name);                                                                 \
-        call;                                                                                     \
-        op_end(op_);                                                                              \
+#define TIMED(name, call)                                                                          \
+    do {                                                                                           \
+        int op_ = op_begin(name);                                                                  \
+        call;                                                                                      \
+        op_end(op_);                                                                               \
     } while (0)
 
 static void p_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count)
@@ -140,8 +139,8 @@ static void p_rmsnorm(float *out, const float *x, const void *w, int n, int dim,
     TIMED("rmsnorm", inner.rmsnorm(out, x, w, n, dim, eps));
 }
 
-static void p_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n,
-                          int dim, float eps)
+static void p_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
+                          float eps)
 {
     TIMED("add_rmsnorm", inner.add_rmsnorm(out, x, delta, w, n, dim, eps));
 }
@@ -153,8 +152,7 @@ static void p_matmul(float *out, const float *x, const void *w, int n, int cols,
     TIMED(name, inner.matmul(out, x, w, n, cols, rows));
 }
 
-static void p_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols,
-                            int inter)
+static void p_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
 {
     char name[40];
     snprintf(name, sizeof name, "matmul_swiglu %dx%d", 2 * inter, cols);
@@ -167,9 +165,12 @@ static void p_rope(float *x, const int *pos, int n, int row, int n_heads, int he
     TIMED("rope", inner.rope(x, pos, n, row, n_heads, head_dim, inv_freq));
 }
 
-static void p_swiglu(float *gate, const float *up, size_t n)
+static void p_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
+                           int rows)
 {
-    TIMED("swiglu", inner.swiglu(gate, up, n));
+    char name[48];
+    snprintf(name, sizeof name, "matmul_gated %dx%d", rows, cols);
+    TIMED(name, inner.matmul_gated(out, gate, up, w, n, cols, rows));
 }
 
 static void p_add(float *y, const float *x, size_t n)
@@ -215,7 +216,7 @@ const backend *cuda_op_profile_wrap(const backend *be)
     wrapped.matmul = p_matmul;
     wrapped.matmul_swiglu = p_matmul_swiglu;
     wrapped.rope = p_rope;
-    wrapped.swiglu = p_swiglu;
+    wrapped.matmul_gated = p_matmul_gated;
     wrapped.add = p_add;
     wrapped.attn_init = p_attn_init;
     wrapped.attn_accumulate = p_attn_accumulate;
