@@ -99,6 +99,10 @@ typedef struct backend {
      * mem_peak_reset, which restarts it from what is held now. */
     size_t (*mem_peak)(void);
     void (*mem_peak_reset)(void);
+    /* Scratch the operations allocate on their own for a forward pass of N tokens whose GEMM
+     * inputs have rows of at most WIDEST values and whose queries have Q_DIM (bf16 copies of
+     * GEMM inputs and of the queries, cuDNN attention's output), for the memory plan. */
+    size_t (*scratch_bytes)(int n, int widest, int q_dim);
     /* Rates measured now, for the roofline: a large matrix product (bf16 GEMM through cuBLAS on
      * CUDA, BLAS sgemm on the CPU) in FLOP/s, and a large copy in bytes read + written per s. */
     double (*matmul_rate)(void);

@@ -35,9 +35,13 @@ static size_t act_floats(const model_config *c, int n_max, int logit_rows, size_
     return total;
 }
 
-size_t forward_state_bytes(const model_config *cfg, int n_max, int logit_rows)
+size_t forward_state_bytes(const model_config *cfg, const backend *be, int n_max, int logit_rows)
 {
-    return sizeof(float) * act_floats(cfg, n_max, logit_rows, NULL);
+    int qd = cfg->n_heads * cfg->head_dim, widest = cfg->intermediate_size;
+    widest = widest > cfg->hidden_size ? widest : cfg->hidden_size;
+    widest = widest > qd ? widest : qd;
+    return sizeof(float) * act_floats(cfg, n_max, logit_rows, NULL) +
+           be->scratch_bytes(n_max, widest, qd);
 }
 
 void forward_state_init(forward_state *fs, const model_config *cfg, const backend_weights *w,

@@ -59,7 +59,9 @@ typedef struct {
 void forward_state_init(forward_state *fs, const model_config *cfg, const backend_weights *w,
                         const backend *be, int n_max, int logit_rows);
 void forward_state_free(forward_state *fs);
-size_t forward_state_bytes(const model_config *cfg, int n_max, int logit_rows);
+/* The bytes forward_state_init allocates on BE, and the scratch BE's operations take on their
+ * own for passes of N_MAX tokens. */
+size_t forward_state_bytes(const model_config *cfg, const backend *be, int n_max, int logit_rows);
 /* The first element of layer LAYER, row ROW of a span's keys (K) or values (V), as a pointer. */
 void *kv_span_at(const kv_span *s, const backend *be, int which_v, int layer, int row,
                  int kv_dim);

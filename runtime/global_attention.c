@@ -4,7 +4,7 @@
 
 size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk)
 {
-    return kv_cache_bytes(cfg, be, capacity) + forward_state_bytes(cfg, chunk, 1);
+    return kv_cache_bytes(cfg, be, capacity) + forward_state_bytes(cfg, be, chunk, 1);
 }
 
 void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,

@@ -23,7 +23,7 @@ size_t star_engine_bytes(const model_config *cfg, const backend *be, const star_
     size_t bytes = kv_cache_bytes(cfg, be, p->ctx_len + tail_capacity(p, max_tail));
     if (needs_anchor(p))
         bytes += kv_cache_bytes(cfg, be, p->anchor);
-    bytes += forward_state_bytes(cfg, chunk, chunk);
+    bytes += forward_state_bytes(cfg, be, chunk, chunk);
     return bytes;
 }
 

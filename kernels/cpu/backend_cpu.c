@@ -38,6 +38,15 @@ static void cpu_kv_write(void *k_dst, void *v_dst, const float *k, const float *
 }
 
 /* Host memory this node could still give, from the kernel's MemAvailable. */
+/* The CPU's operations work in the caller's buffers. */
+static size_t cpu_scratch_bytes(int n, int widest, int q_dim)
+{
+    (void)n;
+    (void)widest;
+    (void)q_dim;
+    return 0;
+}
+
 static size_t cpu_mem_available(void)
 {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -80,6 +89,7 @@ static const backend cpu_backend = {
     .synchronize = cpu_synchronize,
     .mem_peak = mem_track_peak,
     .mem_peak_reset = mem_track_reset_peak,
+    .scratch_bytes = cpu_scratch_bytes,
     .matmul_rate = cpu_matmul_rate,
     .copy_rate = cpu_copy_rate,
     .device_name = cpu_device_name,

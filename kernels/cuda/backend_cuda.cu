@@ -36,6 +36,17 @@ const int *cuda_upload_ints(int slot, const int *host, int n)
     return dev;
 }
 
+/* The largest GEMM input in bf16 (SCRATCH_GEMM_IN), cuDNN attention's bf16 queries and output
+ * and its statistics (at most one float per 16 query values: head_dim >= 16), and 8 MiB for
+ * the rest (split partials, cuDNN's workspace, sampling), each grown by a quarter as
+ * cuda_scratch grows them. */
+static size_t cuda_scratch_bytes(int n, int widest, int q_dim)
+{
+    size_t rows = (size_t)(n > 0 ? n : 1);
+    size_t bytes = rows * widest * 2 + rows * q_dim * (2 + 2) + rows * q_dim / 16 * 4;
+    return bytes + bytes / 4 + (8u << 20);
+}
+
 static size_t cuda_mem_available(void)
 {
     size_t free_bytes = 0, total = 0;
@@ -136,6 +147,7 @@ static backend cuda_backend = {
     .synchronize = cuda_synchronize,
     .mem_peak = mem_track_peak,
     .mem_peak_reset = mem_track_reset_peak,
+    .scratch_bytes = cuda_scratch_bytes,
     .matmul_rate = cuda_matmul_rate,
     .copy_rate = cuda_copy_rate,
     .device_name = cuda_device_name,
