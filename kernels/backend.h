@@ -61,6 +61,10 @@ typedef struct backend {
     void (*rmsnorm)(float *out, const float *x, const void *w, int n, int dim, float eps);
     /* out[n][rows] = x[n][cols] . w[rows][cols]^T (a torch Linear without bias). */
     void (*matmul)(float *out, const float *x, const void *w, int n, int cols, int rows);
+    /* COUNT products of the same rows: out[i][n][rows[i]] = x[n][cols] . w[i][rows[i]][cols]^T
+     * (a backend may prepare X once for all of them). */
+    void (*matmul_many)(float *const *out, const float *x, const void *const *w, const int *rows,
+                        int count, int n, int cols);
     /* Rotates N_HEADS heads of HEAD_DIM in every row of X (stride ROW) by position POS[i]
      * (host array), rotate-half convention, angle pos * inv_freq[j] in fp32 (INV_FREQ in
      * backend memory). */

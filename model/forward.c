@@ -112,12 +112,12 @@ static qkv_rows project_qkv(forward_state *fs, int layer, const int *pos, int n,
                  fs->w->inv_freq);
         return (qkv_rows){fs->qkv, fs->qkv + qd, fs->qkv + qd + kvd};
     }
-    if (!kv_only) {
-        be->matmul(fs->q, fs->xb, w->wq, n, c->hidden_size, qd);
+    float *out[] = {fs->q, fs->k, fs->v};
+    const void *ws[] = {w->wq, w->wk, w->wv};
+    int rows[] = {qd, kvd, kvd}, first = kv_only ? 1 : 0;
+    be->matmul_many(out + first, fs->xb, ws + first, rows + first, 3 - first, n, c->hidden_size);
+    if (!kv_only)
         be->rope(fs->q, pos, n, qd, c->n_heads, c->head_dim, fs->w->inv_freq);
-    }
-    be->matmul(fs->k, fs->xb, w->wk, n, c->hidden_size, kvd);
-    be->matmul(fs->v, fs->xb, w->wv, n, c->hidden_size, kvd);
     be->rope(fs->k, pos, n, kvd, c->n_kv_heads, c->head_dim, fs->w->inv_freq);
     return (qkv_rows){fs->q, fs->k, fs->v};
 }
@@ -178,8 +178,10 @@ static void mlp_block(forward_state *fs, int layer, int n)
         be->matmul_swiglu(fs->gate_up, fs->xb, w->w_gate_up, c->hidden_size, inter);
         be->matmul(fs->xb, fs->gate_up, w->w_down, n, inter, c->hidden_size);
     } else {
-        be->matmul(fs->hb, fs->xb, w->w_gate, n, c->hidden_size, inter);
-        be->matmul(fs->hb2, fs->xb, w->w_up, n, c->hidden_size, inter);
+        float *out[] = {fs->hb, fs->hb2};
+        const void *ws[] = {w->w_gate, w->w_up};
+        int rows[] = {inter, inter};
+        be->matmul_many(out, fs->xb, ws, rows, 2, n, c->hidden_size);
         be->matmul_gated(fs->xb, fs->hb, fs->hb2, w->w_down, n, inter, c->hidden_size);
     }
 }

@@ -77,6 +77,7 @@ static const backend cpu_backend = {
     .embedding = cpu_embedding,
     .rmsnorm = cpu_rmsnorm,
     .matmul = cpu_matmul,
+    .matmul_many = cpu_matmul_many,
     .rope = cpu_rope,
     .matmul_swiglu = cpu_matmul_swiglu,
     .matmul_gated = cpu_matmul_gated,

@@ -8,6 +8,8 @@
 void cpu_embedding(float *out, const void *table, const int *ids, int n, int dim);
 void cpu_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps);
 void cpu_matmul(float *out, const float *x, const void *w, int n, int cols, int rows);
+void cpu_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
+                     int count, int n, int cols);
 void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
               const float *inv_freq);
 void cpu_swiglu(float *gate, const float *up, size_t n);

@@ -135,6 +135,7 @@ static backend cuda_backend = {
     .embedding = cuda_embedding,
     .rmsnorm = cuda_rmsnorm,
     .matmul = cuda_matmul,
+    .matmul_many = cuda_matmul_many,
     .rope = cuda_rope,
     .matmul_swiglu = cuda_matmul_swiglu,
     .matmul_gated = cuda_matmul_gated,

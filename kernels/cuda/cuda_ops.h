@@ -43,6 +43,9 @@ void cuda_matmul_gated(float *out, float *gate, const float *up, const void *w, 
 void cuda_add(float *y, const float *x, size_t n);
 void cuda_gemm_init(void);
 void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int rows);
+/* Several products of the same rows: X converted to bf16 once (cuda_gemm_bf16 each). */
+void cuda_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
+                      int count, int n, int cols);
 /* The same product from bf16 rows X (cuBLASLt; no conversion, no GEMV). */
 void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows);
 /* One token's product (n = 1) by a bandwidth-bound kernel of ours, where the shapes allow it:

@@ -104,6 +104,21 @@ void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, in
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
 }
 
+void cuda_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
+                      int count, int n, int cols)
+{
+    if (n == 1) { /* one token: each product reads X as it is (gemv.cu) */
+        for (int i = 0; i < count; i++)
+            cuda_matmul(out[i], x, w[i], n, cols, rows[i]);
+        return;
+    }
+    __nv_bfloat16 *xb =
+        (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN, sizeof(__nv_bfloat16) * (size_t)n * cols);
+    cuda_f32_to_bf16(xb, x, (size_t)n * cols);
+    for (int i = 0; i < count; i++)
+        cuda_gemm_bf16(out[i], xb, w[i], n, cols, rows[i]);
+}
+
 struct product_args {
     const gemm_plan *p;
     const void *a, *b;

@@ -152,6 +152,14 @@ static void p_matmul(float *out, const float *x, const void *w, int n, int cols,
     TIMED(name, inner.matmul(out, x, w, n, cols, rows));
 }
 
+static void p_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
+                          int count, int n, int cols)
+{
+    char name[48];
+    snprintf(name, sizeof name, "matmul_many %d x %dx%d", count, rows[0], cols);
+    TIMED(name, inner.matmul_many(out, x, w, rows, count, n, cols));
+}
+
 static void p_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
 {
     char name[40];
@@ -217,6 +225,7 @@ const backend *cuda_op_profile_wrap(const backend *be)
     wrapped.matmul_swiglu = p_matmul_swiglu;
     wrapped.rope = p_rope;
     wrapped.matmul_gated = p_matmul_gated;
+    wrapped.matmul_many = p_matmul_many;
     wrapped.add = p_add;
     wrapped.attn_init = p_attn_init;
     wrapped.attn_accumulate = p_attn_accumulate;

@@ -211,6 +211,35 @@ static void test_add(size_t n)
     free(a), free(b), free(want), free(got);
 }
 
+/* Three products of the same rows (q, k and v), X converted once on the GPU. */
+static void test_matmul_many(int n, int cols)
+{
+    enum { COUNT = 3 };
+    int rows[COUNT] = {96, 40, 40};
+    float *x = random_buf((size_t)n * cols, 1, 1), *w[COUNT], *want[COUNT], *dout[COUNT];
+    void *dw[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        w[i] = random_buf((size_t)rows[i] * cols, 0.1f, 1);
+        want[i] = malloc(sizeof(float) * n * rows[i]);
+        dw[i] = upload_weights(w[i], (size_t)rows[i] * cols);
+        dout[i] = gpu->alloc(sizeof(float) * n * rows[i], "test");
+    }
+    cpu->matmul_many(want, x, (const void *const *)w, rows, COUNT, n, cols);
+    float *dx = upload(x, (size_t)n * cols);
+    gpu->matmul_many(dout, dx, (const void *const *)dw, rows, COUNT, n, cols);
+    char shape[64];
+    for (int i = 0; i < COUNT; i++) {
+        float *got = download(dout[i], (size_t)n * rows[i]);
+        snprintf(shape, sizeof shape, "n=%d cols=%d rows=%d (%d of %d)", n, cols, rows[i], i + 1,
+                 COUNT);
+        check("matmul_many", shape, got, want[i], (size_t)n * rows[i]);
+        free(got), free(w[i]), free(want[i]);
+        gpu->free(dw[i]), gpu->free(dout[i]);
+    }
+    gpu->free(dx);
+    free(x);
+}
+
 /* The MLP's second half. On the GPU the gated rows enter the product in bf16 (as every GEMM
  * input does): a relative 2^-9 per element, averaging out over COLS terms. */
 #define GATED_TOLERANCE 4e-3
@@ -421,6 +450,8 @@ int main(void)
     test_rope(5, 32, 128, 131000);
     test_rope(64, 6, 16, 900);
     test_add(1000003);
+    test_matmul_many(1, 4096);
+    test_matmul_many(300, 512);
     test_matmul_gated(1, 14336, 512); /* one token: gated, then gemv.cu */
     test_matmul_gated(300, 1000, 96);
     test_matmul_gated(512, 14336, 256); /* a prefill chunk's rows over a long row */
