@@ -8,8 +8,8 @@
  * The graph is the one cuDNN documents for its fused SDPA forward: Q K^T, the scale, the causal
  * mask aligned to the bottom right (query i sees key j iff j <= i + nk - nq, our `diag`), softmax
  * with its statistics, then P V. cuDNN builds a plan per shape, about 45 ms each on an H100
- * (each chunk of a prefill has more keys than the last, so a 128K prefill in chunks of 4096 builds
- * 32); plans are kept for the process. cuDNN's dynamic shapes (a kernel cache shared by plans)
+ * (each chunk of a prefill has more keys than the last, so a 128K prefill in chunks of 8192 builds
+ * 16); plans are kept for the process. cuDNN's dynamic shapes (a kernel cache shared by plans)
  * were tried and gave wrong results: bench/NOTES.md entry 8. */
 #include <math.h>
 #include <stdbool.h>
@@ -379,22 +379,11 @@ __global__ void fold_lse_kernel(float *m, float *l, float *o, const __nv_bfloat1
     }
 }
 
-static int prefill_wanted(void)
-{
-    static int wanted = -1;
-    if (wanted < 0) {
-        const char *env = getenv("STARINFER_ATTN_PREFILL");
-        wanted = !(env && !strcmp(env, "tile"));
-    }
-    return wanted;
-}
-
 int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                     int head_dim, const attn_keys *keys, int nk, float scale)
 {
     int all_visible = keys->diag >= nk, causal = keys->diag == nk - nq;
-    if (nq < MIN_QUERY_ROWS || nq > nk || !(all_visible || causal) || head_dim % 8 ||
-        !prefill_wanted())
+    if (nq < MIN_QUERY_ROWS || nq > nk || !(all_visible || causal) || head_dim % 8)
         return 0;
     const cudnn_api *api = cudnn_api_get();
     if (!api)
