@@ -131,7 +131,8 @@ int main(int argc, char **argv)
     options o;
     parse_options(&o, argc, argv);
     char err[512];
-    const backend *be = backend_cuda_device_count() > 0 ? backend_cuda(0, err, sizeof err) : NULL;
+    const backend *be =
+        backend_cuda_device_count() > 0 ? backend_cuda(0, CUDA_BF16, err, sizeof err) : NULL;
     if (!be) {
         printf("skipped: no CUDA GPU on this machine\n");
         return 77;

@@ -35,7 +35,8 @@ typedef struct {
 } attn_state;
 
 /* Activations are fp32 on every backend. Weights and the KV cache are kept in the backend's own
- * formats (fp32 on the CPU; bf16 on CUDA): WEIGHT_SIZE and KV_SIZE bytes per element. */
+ * formats (fp32 on the CPU; bf16 on CUDA, or fp32 in its CUDA_FP32 precision): WEIGHT_SIZE and
+ * KV_SIZE bytes per element. */
 typedef struct backend {
     const char *name;
     int host_memory;    /* buffers are host memory: weights are used where they were loaded */
@@ -125,9 +126,15 @@ typedef struct backend {
 
 const backend *backend_cpu(void);
 
-/* The CUDA backend on device DEVICE (NULL, with a message in ERR, where it cannot start).
- * Compiled in when the CUDA toolkit is present (STARINFER_HAVE_CUDA). */
-const backend *backend_cuda(int device, char *err, size_t err_len);
+/* The CUDA backend's number formats. BF16: weights and KV cache in bf16, the products' inputs
+ * rounded to bf16 (the fast default). FP32: weights, KV cache and every product in fp32 as the
+ * CPU backend keeps them (no TF32, no bf16 anywhere), for answers that match the CPU's. */
+typedef enum { CUDA_BF16 = 0, CUDA_FP32 } cuda_precision;
+
+/* The CUDA backend on device DEVICE in PRECISION (NULL, with a message in ERR, where it cannot
+ * start; one device and one precision per process). Compiled in when the CUDA toolkit is
+ * present (STARINFER_HAVE_CUDA). */
+const backend *backend_cuda(int device, cuda_precision precision, char *err, size_t err_len);
 /* Number of CUDA devices visible (0 without the toolkit, a driver or a GPU). */
 int backend_cuda_device_count(void);
 /* The PCI bus id ("0000:65:00.0") of DEVICE, for placing the rank near its GPU. */

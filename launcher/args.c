@@ -118,6 +118,9 @@ int star_flags_parse(star_flags *s, const char *flag, const char *value, si_erro
     } else if (!strcmp(flag, "--device")) {
         if (device_parse(value, &s->device, err))
             return -1;
+    } else if (!strcmp(flag, "--dtype")) {
+        if (dtype_parse(value, &s->dtype, err))
+            return -1;
     } else if (!strcmp(flag, "--merge-transport")) {
         if (star_merge_parse_transport(value, &s->req.merge_transport))
             return si_error_set(err, "--merge-transport must be mpi or nccl, got '%s'", value);

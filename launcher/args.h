@@ -44,6 +44,7 @@ typedef struct {
     const char *shape;    /* bench: a named model shape (model/shapes.h) instead of --model */
     uint64_t weight_seed; /* bench: the seed of that shape's random weights */
     device_kind device;
+    compute_dtype dtype;
     int share_gpus;
 } star_flags;
 
@@ -52,10 +53,12 @@ typedef struct {
     "  --attn MODE            star (default) or global (ordinary attention on rank 0)\n"          \
     "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"  \
     "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"         \
-    "  --chunk N              most tokens per forward (default 512 on a CPU, 4096 on a GPU)\n"   \
+    "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"   \
     "  --merge MODE           auto (default), one-call or two-call: how ranks merge softmax stats\n" \
     "  --merge-transport T    mpi (default; host buffers) or nccl (GPU to GPU, one GPU per rank)\n" \
     "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"         \
+    "  --dtype T              auto (default: bf16 on a GPU), bf16 or fp32 (fp32 throughout:\n"  \
+    "                         a GPU's answers then match the CPU's)\n"                          \
     "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
 
 void star_flags_init(star_flags *s);

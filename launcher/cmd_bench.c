@@ -36,6 +36,7 @@ static const char *usage =
     "  --merge MODE           auto (default), one-call or two-call\n"
     "  --merge-transport T    mpi (default) or nccl (GPU to GPU, one GPU per rank)\n"
     "  --device KIND          auto (default), cpu or cuda\n"
+    "  --dtype T              auto (default: bf16 on a GPU), bf16 or fp32\n"
     "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
     "Prints a markdown table on stdout; exits 1 when any configuration failed (its JSON line\n"
     "has an \"error\" field).\n";

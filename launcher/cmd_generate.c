@@ -17,13 +17,15 @@ static const char *usage =
     "usage: starinfer generate --model DIR --prompt TEXT [options]\n"
     "Runs the model on one process with global attention and prints the continuation.\n"
     "  --json                 print the answer, timings and memory as JSON\n"
-    "  --device KIND          auto (default: cuda when a GPU is present), cpu or "
-    "cuda\n" GEN_FLAGS_HELP;
+    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"
+    "  --dtype T              auto (default: bf16 on a GPU, fp32 on a CPU), bf16 or "
+    "fp32\n" GEN_FLAGS_HELP;
 
 typedef struct {
     const char *model_dir, *prompt;
     int json;
     device_kind device;
+    compute_dtype dtype;
     gen_flags g;
 } generate_opts;
 
@@ -49,6 +51,9 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
             o->prompt = value;
         else if (rc == 0 && !strcmp(flag, "--device")) {
             if (device_parse(value, &o->device, err))
+                return -1;
+        } else if (rc == 0 && !strcmp(flag, "--dtype")) {
+            if (dtype_parse(value, &o->dtype, err))
                 return -1;
         } else if (rc == 0)
             return si_error_set(err, "unknown argument '%s'\n%s", flag, usage);
@@ -93,7 +98,7 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
         return 2;
     }
-    const backend *be = device_open(o.device, 0, 1, 0, &err);
+    const backend *be = device_open(o.device, o.dtype, 0, 1, 0, &err);
     if (!be) {
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
         return 1;

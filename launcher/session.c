@@ -12,7 +12,7 @@ int session_open(session *s, star_flags *flags)
     si_error err;
     int local, local_size;
     mpi_local_rank(&local, &local_size);
-    s->be = device_open(flags->device, local, local_size, flags->share_gpus, &err);
+    s->be = device_open(flags->device, flags->dtype, local, local_size, flags->share_gpus, &err);
     int ok = s->be != NULL;
     if (ok)
         ok = s->loaded = (flags->shape ? model_shape_init(&s->m, flags->shape, &err)

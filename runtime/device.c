@@ -18,6 +18,19 @@ int device_parse(const char *value, device_kind *kind, si_error *err)
     return 0;
 }
 
+int dtype_parse(const char *value, compute_dtype *dtype, si_error *err)
+{
+    if (!strcmp(value, "auto"))
+        *dtype = DTYPE_AUTO;
+    else if (!strcmp(value, "bf16") || !strcmp(value, "bfloat16"))
+        *dtype = DTYPE_BF16;
+    else if (!strcmp(value, "fp32") || !strcmp(value, "float32"))
+        *dtype = DTYPE_FP32;
+    else
+        return si_error_set(err, "--dtype must be auto, bf16 or fp32, got '%s'", value);
+    return 0;
+}
+
 /* Binds this process to the cores nearest the PCI device BUS_ID; a machine whose topology does
  * not show the device keeps the launcher's binding. */
 static void bind_near(const char *bus_id)
@@ -39,12 +52,21 @@ static void bind_near(const char *bus_id)
     hwloc_topology_destroy(topo);
 }
 
-const backend *device_open(device_kind kind, int local_rank, int local_size, int share_gpus,
-                           si_error *err)
+const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank, int local_size,
+                           int share_gpus, si_error *err)
 {
     int gpus = kind == DEVICE_CPU ? 0 : backend_cuda_device_count();
-    if (kind == DEVICE_CPU || (kind == DEVICE_AUTO && gpus == 0))
+    if (kind == DEVICE_CPU || (kind == DEVICE_AUTO && gpus == 0)) {
+        if (dtype == DTYPE_BF16) {
+            si_error_set(err,
+                         "--dtype bf16: the CPU backend computes in fp32 only%s\n"
+                         "  HINT: drop --dtype (or pass --dtype fp32), or run on a GPU with "
+                         "--device cuda",
+                         kind == DEVICE_AUTO ? " (no CUDA GPU is visible here)" : "");
+            return NULL;
+        }
         return backend_cpu();
+    }
     char host[256] = "?";
     gethostname(host, sizeof host);
     if (gpus == 0) {
@@ -63,7 +85,8 @@ const backend *device_open(device_kind kind, int local_rank, int local_size, int
     }
     int dev = local_rank % gpus;
     char msg[512];
-    const backend *be = backend_cuda(dev, msg, sizeof msg);
+    const backend *be =
+        backend_cuda(dev, dtype == DTYPE_FP32 ? CUDA_FP32 : CUDA_BF16, msg, sizeof msg);
     if (!be) {
         si_error_set(err, "%s: GPU %d for local rank %d: %s", host, dev, local_rank, msg);
         return NULL;

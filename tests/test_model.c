@@ -109,7 +109,8 @@ static void check_case_logits(const model *m, const cJSON *c, const char *name)
      * model, whose error grows over 32 layers), a bf16 backend may be as far off, with margin. */
     const cJSON *floor = cJSON_GetObjectItem(c, "reference_bf16_error");
     double tolerance = LOGIT_TOLERANCE;
-    if (floor && !test_backend()->host_memory && 1.5 * floor->valuedouble > tolerance)
+    if (floor && test_backend()->weight_size != sizeof(float) &&
+        1.5 * floor->valuedouble > tolerance)
         tolerance = 1.5 * floor->valuedouble;
     printf("  %s/%s: %d tokens, max relative logit error %.2e (tolerance %.1e)\n", name,
            cJSON_GetObjectItem(c, "case")->valuestring, n, worst, tolerance);

@@ -241,7 +241,8 @@ const struct backend *test_backend(void)
     /* Under mpirun each rank of a node takes its own GPU, several ranks sharing when fewer. */
     int gpus = backend_cuda_device_count();
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    be = gpus > 0 ? backend_cuda(local ? atoi(local) % gpus : 0, err, sizeof err) : NULL;
+    cuda_precision precision = !strcmp(dev, "cuda-fp32") ? CUDA_FP32 : CUDA_BF16;
+    be = gpus > 0 ? backend_cuda(local ? atoi(local) % gpus : 0, precision, err, sizeof err) : NULL;
     if (!be)
         printf("skipped: no CUDA GPU here\n");
     return be;
@@ -249,5 +250,5 @@ const struct backend *test_backend(void)
 
 double test_logit_tolerance(void)
 {
-    return test_backend()->host_memory ? 1e-4 : 3e-2;
+    return test_backend()->weight_size == sizeof(float) ? 1e-4 : 3e-2;
 }

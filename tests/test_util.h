@@ -59,12 +59,13 @@ float *reference_rows(const char *file, size_t count);
 /* max |a - ref| / max |ref| over N values (one row of logits). */
 double rel_error(const float *a, const float *ref, int n);
 
-/* The backend the model tests run on: $STARINFER_TEST_DEVICE = cpu (default) or cuda; NULL
- * when cuda is asked for on a machine without a GPU (the test then exits 77: skipped). */
+/* The backend the model tests run on: $STARINFER_TEST_DEVICE = cpu (default), cuda or cuda-fp32
+ * (the CUDA backend's fp32 precision); NULL when a GPU is asked for on a machine without one (the
+ * test then exits 77: skipped). */
 struct backend;
 const struct backend *test_backend(void);
 /* Relative tolerance of logits against the fp32 reference on that backend: fp32 everywhere on
- * the CPU; bf16 weights, KV cache and matrix inputs on CUDA. */
+ * the CPU and in CUDA's fp32 precision; bf16 weights, KV cache and matrix inputs on CUDA. */
 double test_logit_tolerance(void);
 
 #endif

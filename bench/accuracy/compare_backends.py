@@ -3,13 +3,15 @@
 
 Runs bench/accuracy/run twice over the same requests, `--device cpu` then `--device cuda`
 (`--share-gpus`, so Star's ranks may share GPUs), for global attention and Star Attention with
-blocks of n/4 (anchor = block), then compares the generated token ids sample by sample. Writes
-into --out:
+blocks of n/4 (anchor = block), then compares the generated token ids sample by sample. With
+`--dtype fp32` the GPU runs in fp32 throughout (starinfer's `--dtype fp32`) instead of bf16, and
+with `--require-identical` any differing answer makes the exit status 1. Writes into --out:
 
   backends.md     per length and setting: samples compared, identical answers, and for each
                   sample that differs the first differing token (position, CPU id, GPU id)
   backends.json   the same, for machines
   cpu/, cuda/     each backend's own accuracy report (bench/accuracy/run --out)
+                  (cuda-fp32/ with --dtype fp32)
 
 The answers stay in --work (resumable, as for run). With --report-only nothing is run.
 
@@ -32,7 +34,6 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN = os.path.join(HERE, "run")
-DEVICES = ("cpu", "cuda")
 
 
 def load_run():
@@ -52,11 +53,10 @@ def first_difference(a, b):
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def compare_answers(rows, answers):
-    """rows: the requests' metadata (task, index) by line; answers: {device: {line: record}}.
-    One entry per sample answered by both backends."""
+def compare_answers(rows, cpu, gpu):
+    """rows: the requests' metadata (task, index) by line; cpu, gpu: each backend's answers,
+    {line: record}. One entry per sample answered by both backends."""
     out = []
-    cpu, gpu = answers["cpu"], answers["cuda"]
     for line, row in enumerate(rows, start=1):
         if line not in cpu or line not in gpu:
             continue
@@ -142,7 +142,12 @@ def main(argv=None):
     ap.add_argument("--report-only", action="store_true", help="compare what is in --work")
     ap.add_argument("--against", default=None, metavar="SAMPLES",
                     help="a CPU run's samples.jsonl: run only the GPU and compare with it")
+    ap.add_argument("--dtype", default="bf16", choices=("bf16", "fp32"),
+                    help="the GPU's number formats (starinfer --dtype)")
+    ap.add_argument("--require-identical", action="store_true",
+                    help="exit 1 when any answer differs between the backends")
     args = ap.parse_args(argv)
+    args.gpu = "cuda" if args.dtype == "bf16" else "cuda-fp32"
     run = load_run()
     if args.against:
         return against(args, run)
@@ -153,9 +158,9 @@ def main(argv=None):
     common += ["--starinfer", args.starinfer] if args.starinfer else []
     failed = []
     if not args.report_only:
-        for dev in DEVICES:
+        for dev in ("cpu", args.gpu):
             cmd = [sys.executable, RUN, *common, "--device", dev, "--out", os.path.join(args.out, dev)]
-            cmd += ["--share-gpus"] if dev == "cuda" else []
+            cmd += ["--share-gpus"] if dev != "cpu" else []
             print(f"compare_backends: {' '.join(cmd)}", file=sys.stderr, flush=True)
             if subprocess.run(cmd).returncode != 0:
                 failed.append(dev)
@@ -167,23 +172,33 @@ def main(argv=None):
         with open(meta) as f:
             rows = json.load(f)["rows"]
         for setting in run.settings_for(args.settings):
-            answers = {d: run.read_answers(run.answers_path(argparse.Namespace(device=d, work=args.work),
-                                                            L, setting)) for d in DEVICES}
+            cpu, gpu = (run.read_answers(run.answers_path(argparse.Namespace(device=d, work=args.work),
+                                                          L, setting)) for d in ("cpu", args.gpu))
             results.append({"length": L, "setting": run.label(setting),
-                            "samples": compare_answers(rows, answers)})
+                            "samples": compare_answers(rows, cpu, gpu)})
     os.makedirs(args.out, exist_ok=True)
     text = report(results, failed)
     with open(os.path.join(args.out, "backends.md"), "w") as f:
         f.write(text)
     with open(os.path.join(args.out, "backends.json"), "w") as f:
-        json.dump({"lengths": args.lengths, "settings": args.settings, "failed_runs": failed,
-                   "results": results}, f, indent=1)
+        json.dump({"lengths": args.lengths, "settings": args.settings, "dtype": args.dtype,
+                   "failed_runs": failed, "results": results}, f, indent=1)
     sys.stdout.write(text)
     if failed:
         print(f"compare_backends: the {', '.join(failed)} run(s) failed; see the logs in {args.work}",
               file=sys.stderr)
+    return status(args, results, failed)
+
+
+def status(args, results, failed):
+    """0, or 1 when a run failed, nothing was compared, or (with --require-identical) any
+    answer differs."""
     n = sum(len(r["samples"]) for r in results)
-    return 1 if failed or n == 0 else 0
+    differ = sum(not e["identical"] for r in results for e in r["samples"])
+    if args.require_identical and differ:
+        print(f"compare_backends: {differ} of {n} answers differ between the CPU and the GPU "
+              f"({args.dtype})", file=sys.stderr)
+    return 1 if failed or n == 0 or (args.require_identical and differ) else 0
 
 
 def against(args, run):
@@ -192,10 +207,10 @@ def against(args, run):
             cpu_samples = [json.loads(line) for line in f if line.strip()]
     except (OSError, ValueError) as e:
         sys.exit(f"compare_backends: --against {args.against}: {e}")
-    out = os.path.join(args.out, "cuda")
+    out = os.path.join(args.out, args.gpu)
     cmd = [sys.executable, RUN, "--model", args.model, "--lengths", args.lengths, "--samples",
            str(args.samples), "--settings", args.settings, "--ranks", str(args.ranks), "--jobs",
-           str(args.jobs), "--threads", str(args.threads), "--work", args.work, "--device", "cuda",
+           str(args.jobs), "--threads", str(args.threads), "--work", args.work, "--device", args.gpu,
            "--share-gpus", "--out", out]
     cmd += ["--tasks", args.tasks] if args.tasks else []
     cmd += ["--starinfer", args.starinfer] if args.starinfer else []
@@ -204,7 +219,7 @@ def against(args, run):
     if not args.report_only:
         print(f"compare_backends: {' '.join(cmd)}", file=sys.stderr, flush=True)
         if subprocess.run(cmd).returncode != 0:
-            failed.append("cuda")
+            failed.append(args.gpu)
     try:
         with open(os.path.join(out, "samples.jsonl")) as f:
             gpu_samples = [json.loads(line) for line in f if line.strip()]
@@ -220,11 +235,10 @@ def against(args, run):
     with open(os.path.join(args.out, "backends.md"), "w") as f:
         f.write(text)
     with open(os.path.join(args.out, "backends.json"), "w") as f:
-        json.dump({"lengths": args.lengths, "settings": args.settings, "against": args.against,
-                   "failed_runs": failed, "results": results}, f, indent=1)
+        json.dump({"lengths": args.lengths, "settings": args.settings, "dtype": args.dtype,
+                   "against": args.against, "failed_runs": failed, "results": results}, f, indent=1)
     sys.stdout.write(text)
-    n = sum(len(r["samples"]) for r in results)
-    return 1 if failed or n == 0 else 0
+    return status(args, results, failed)
 
 
 if __name__ == "__main__":

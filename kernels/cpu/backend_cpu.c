@@ -104,8 +104,9 @@ const backend *backend_cpu(void)
 
 #ifndef STARINFER_HAVE_CUDA
 /* Built without the CUDA toolkit: there is no CUDA backend to start. */
-const backend *backend_cuda(int device, char *err, size_t err_len)
+const backend *backend_cuda(int device, cuda_precision precision, char *err, size_t err_len)
 {
+    (void)precision;
     snprintf(err, err_len,
              "device %d: this starinfer was built without CUDA (no toolkit found "
              "at build time)",

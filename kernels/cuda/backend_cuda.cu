@@ -1,5 +1,6 @@
-/* The CUDA backend: one GPU per process, bf16 weights and KV cache, fp32 activations. Memory and
- * copies go through checked CUDA calls; the operations live one per file beside this. */
+/* The CUDA backend: one GPU per process, bf16 weights and KV cache, fp32 activations; or, in the
+ * fp32 precision, fp32 weights and KV cache with every product in fp32, as the CPU computes. Memory
+ * and copies go through checked CUDA calls; the operations live one per file beside this. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,21 @@ static void cuda_weight_upload(void *dst, const float *src, size_t count)
     }
 }
 
+static void cuda_weight_upload_f32(void *dst, const float *src, size_t count)
+{
+    cudaCheck(cudaMemcpy(dst, src, sizeof(float) * count, cudaMemcpyHostToDevice));
+}
+
+/* The fp32 precision's scratch: the split partials, sampling and cuBLASLt's workspace only (no
+ * bf16 copies, no cuDNN). */
+static size_t cuda_scratch_bytes_f32(int n, int widest, int q_dim)
+{
+    (void)n;
+    (void)widest;
+    (void)q_dim;
+    return 8u << 20;
+}
+
 static backend cuda_backend = {
     .name = "cuda",
     .host_memory = 0,
@@ -180,14 +196,41 @@ extern "C" int backend_cuda_cudnn_version(void)
 #endif
 }
 
-extern "C" const backend *backend_cuda(int device, char *err, size_t err_len)
+/* The bf16 backend with the slots that read weights or the KV cache, or round to bf16, in fp32. */
+static backend fp32_backend(void)
+{
+    backend b = cuda_backend;
+    b.name = "cuda-fp32";
+    b.weight_size = sizeof(float);
+    b.kv_size = sizeof(float);
+    b.weight_upload = cuda_weight_upload_f32;
+    b.kv_write = cuda_kv_write_f32;
+    b.embedding = cuda_embedding_f32;
+    b.rmsnorm = cuda_rmsnorm_f32;
+    b.matmul = cuda_matmul_f32;
+    b.matmul_many = cuda_matmul_many_f32;
+    b.matmul_swiglu = cuda_matmul_swiglu_f32;
+    b.matmul_gated = cuda_matmul_gated_f32;
+    b.add_rmsnorm = cuda_add_rmsnorm_f32;
+    b.attn_accumulate = cuda_attn_accumulate_f32;
+    b.weight_random = cuda_weight_random_f32;
+    b.scratch_bytes = cuda_scratch_bytes_f32;
+    b.matmul_rate = cuda_matmul_rate_f32;
+    return b;
+}
+
+extern "C" const backend *backend_cuda(int device, cuda_precision precision, char *err,
+                                       size_t err_len)
 {
     static int started = -1;
+    static cuda_precision started_precision;
+    static backend fp32;
     static const backend *be = &cuda_backend;
-    if (started == device)
+    if (started == device && started_precision == precision)
         return be;
     if (started >= 0) {
-        snprintf(err, err_len, "this process already runs on GPU %d", started);
+        snprintf(err, err_len, "this process already runs on GPU %d in %s", started,
+                 started_precision == CUDA_FP32 ? "fp32" : "bf16");
         return NULL;
     }
     cudaError_t rc = cudaSetDevice(device);
@@ -199,6 +242,8 @@ extern "C" const backend *backend_cuda(int device, char *err, size_t err_len)
     }
     cuda_gemm_init();
     started = device;
-    be = cuda_op_profile_wrap(&cuda_backend);
+    started_precision = precision;
+    fp32 = fp32_backend();
+    be = cuda_op_profile_wrap(precision == CUDA_FP32 ? &fp32 : &cuda_backend);
     return be;
 }

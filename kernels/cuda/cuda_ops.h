@@ -1,5 +1,7 @@
 /* The CUDA backend's operations: fp32 activations, bf16 weights and KV cache, fp32 softmax
- * state. Launched on the default stream; each is documented where backend.h declares its slot. */
+ * state. Launched on the default stream; each is documented where backend.h declares its slot.
+ * The _f32 forms are the fp32 precision's (CUDA_FP32): weights and KV cache in fp32, and every
+ * product in fp32, as the CPU computes them. */
 #ifndef STARINFER_KERNELS_CUDA_OPS_H
 #define STARINFER_KERNELS_CUDA_OPS_H
 
@@ -71,11 +73,28 @@ void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 /* Seconds that RUNS calls of OP(USER) take on the GPU after WARMUP more, by CUDA events. */
 double cuda_time_runs(void (*op)(void *user), void *user, int warmup, int runs);
 double cuda_matmul_rate(void);
+double cuda_matmul_rate_f32(void);
 double cuda_copy_rate(void);
 void cuda_device_name(char *buf, size_t len);
 /* BE itself, or, with STARINFER_OP_PROFILE=1, BE with its operations timed (op_profile.cu). */
 const backend *cuda_op_profile_wrap(const backend *be);
 int cuda_sample(const float *logits, int vocab, float temperature, float top_p, float u);
+
+void cuda_kv_write_f32(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);
+void cuda_embedding_f32(float *out, const void *table, const int *ids, int n, int dim);
+void cuda_rmsnorm_f32(float *out, const float *x, const void *w, int n, int dim, float eps);
+void cuda_add_rmsnorm_f32(float *out, float *x, const float *delta, const void *w, int n, int dim,
+                          float eps);
+void cuda_matmul_f32(float *out, const float *x, const void *w, int n, int cols, int rows);
+void cuda_matmul_many_f32(float *const *out, const float *x, const void *const *w, const int *rows,
+                          int count, int n, int cols);
+void cuda_matmul_swiglu_f32(float *out, const float *x, const void *w_gate_up, int cols, int inter);
+void cuda_matmul_gated_f32(float *out, float *gate, const float *up, const void *w, int n, int cols,
+                           int rows);
+/* Attention in fp32 throughout (attention_f32.cu): any head_dim up to 256. */
+void cuda_attn_accumulate_f32(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                              int head_dim, const attn_keys *keys, float scale);
+void cuda_weight_random_f32(void *dst, size_t count, uint64_t seed, float scale);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /* out[n][rows] = x[n][cols] . w[rows][cols]^T through cuBLASLt: bf16 operands, fp32
  * accumulation and output. The fp32 activations are rounded to bf16 first (the reference's bf16
  * inference does the same); the weights are bf16 as stored in the checkpoint. One token's product
- * (decoding) goes to gemv.cu instead, which reads the fp32 activations as they are.
+ * (decoding) goes to gemv.cu instead, which reads the fp32 activations as they are. In the fp32
+ * precision both operands are fp32 and so is the arithmetic (CUBLAS_COMPUTE_32F: no TF32).
  *
  * Column-major view: W (row-major rows x cols) is a cols x rows matrix, X is cols x n, and the
  * wanted row-major out is the rows x n column-major product W^T X. */
@@ -16,6 +17,7 @@
 
 typedef struct {
     int n, cols, rows;
+    cudaDataType_t type; /* of both operands */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
@@ -41,11 +43,13 @@ static void plan_destroy(gemm_plan *p)
     cublasLtMatrixLayoutDestroy(p->c);
 }
 
-/* The descriptors and the heuristic's algorithm for one shape, made once and kept. */
-static const gemm_plan *plan_for(int n, int cols, int rows)
+/* The descriptors and the heuristic's algorithm for one shape and operand type, made once and
+ * kept. */
+static const gemm_plan *plan_for(int n, int cols, int rows, cudaDataType_t type)
 {
     for (int i = 0; i < n_plans; i++)
-        if (plans[i].n == n && plans[i].cols == cols && plans[i].rows == rows)
+        if (plans[i].n == n && plans[i].cols == cols && plans[i].rows == rows &&
+            plans[i].type == type)
             return &plans[i];
     gemm_plan *p;
     if (n_plans < PLAN_CACHE) {
@@ -59,14 +63,15 @@ static const gemm_plan *plan_for(int n, int cols, int rows)
     p->n = n;
     p->cols = cols;
     p->rows = rows;
+    p->type = type;
     cublasOperation_t trans = CUBLAS_OP_T, none = CUBLAS_OP_N;
     cublasCheck(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasCheck(
         cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof trans));
     cublasCheck(
         cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
-    cublasCheck(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, cols, rows, cols));
-    cublasCheck(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, cols, n, cols));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->a, type, cols, rows, cols));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->b, type, cols, n, cols));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, rows, n, rows));
     cublasLtMatmulPreference_t pref;
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
@@ -79,7 +84,8 @@ static const gemm_plan *plan_for(int n, int cols, int rows)
                                                &found));
     cublasLtMatmulPreferenceDestroy(pref);
     if (!found)
-        si_fatal("cuBLASLt has no algorithm for a bf16 GEMM of %d x %d x %d", rows, n, cols);
+        si_fatal("cuBLASLt has no algorithm for a%s GEMM of %d x %d x %d",
+                 type == CUDA_R_32F ? "n fp32" : " bf16", rows, n, cols);
     p->algo = result.algo;
     return p;
 }
@@ -98,7 +104,7 @@ void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int
 
 void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows)
 {
-    const gemm_plan *p = plan_for(n, cols, rows);
+    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_16BF);
     float one = 1.0f, zero = 0.0f;
     cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
@@ -119,6 +125,22 @@ void cuda_matmul_many(float *const *out, const float *x, const void *const *w, c
         cuda_gemm_bf16(out[i], xb, w[i], n, cols, rows[i]);
 }
 
+/* The fp32 precision's products: X and W as they are, one token included. */
+void cuda_matmul_f32(float *out, const float *x, const void *w, int n, int cols, int rows)
+{
+    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_32F);
+    float one = 1.0f, zero = 0.0f;
+    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
+                               &p->algo, workspace, WORKSPACE_BYTES, 0));
+}
+
+void cuda_matmul_many_f32(float *const *out, const float *x, const void *const *w, const int *rows,
+                          int count, int n, int cols)
+{
+    for (int i = 0; i < count; i++)
+        cuda_matmul_f32(out[i], x, w[i], n, cols, rows[i]);
+}
+
 struct product_args {
     const gemm_plan *p;
     const void *a, *b;
@@ -133,22 +155,37 @@ static void product_once(void *user)
                                g->p->c, g->c, g->p->c, &g->p->algo, workspace, WORKSPACE_BYTES, 0));
 }
 
-/* The bf16 matrix rate of this GPU, through the same cuBLASLt path as the model's products (bf16
+/* The matrix rate of this GPU through the same cuBLASLt path as the model's products (bf16 or fp32
  * operands, fp32 accumulation and output): a square product of N, timed with CUDA events. */
-double cuda_matmul_rate(void)
+static double matmul_rate_of(cudaDataType_t type, size_t elem_size)
 {
-    const int n = 8192, warmup = 3, runs = 20;
+    const int n = 8192, warmup = 3, runs = type == CUDA_R_32F ? 5 : 20;
     size_t elems = (size_t)n * n;
     void *a, *b, *c;
-    cudaCheck(cudaMalloc(&a, 2 * elems));
-    cudaCheck(cudaMalloc(&b, 2 * elems));
+    cudaCheck(cudaMalloc(&a, elem_size * elems));
+    cudaCheck(cudaMalloc(&b, elem_size * elems));
     cudaCheck(cudaMalloc(&c, 4 * elems));
-    cuda_weight_random(a, elems, 1, 1.0f);
-    cuda_weight_random(b, elems, 2, 1.0f);
-    product_args g = {plan_for(n, n, n), a, b, c};
+    if (type == CUDA_R_32F) {
+        cuda_weight_random_f32(a, elems, 1, 1.0f);
+        cuda_weight_random_f32(b, elems, 2, 1.0f);
+    } else {
+        cuda_weight_random(a, elems, 1, 1.0f);
+        cuda_weight_random(b, elems, 2, 1.0f);
+    }
+    product_args g = {plan_for(n, n, n, type), a, b, c};
     double seconds = cuda_time_runs(product_once, &g, warmup, runs);
     cudaCheck(cudaFree(a));
     cudaCheck(cudaFree(b));
     cudaCheck(cudaFree(c));
     return 2.0 * n * (double)n * n * runs / seconds;
+}
+
+double cuda_matmul_rate(void)
+{
+    return matmul_rate_of(CUDA_R_16BF, 2);
+}
+
+double cuda_matmul_rate_f32(void)
+{
+    return matmul_rate_of(CUDA_R_32F, 4);
 }

@@ -1,6 +1,6 @@
 /* gate = silu(gate) * up, elementwise, in fp32; and the MLP's second half, whose gated rows go
  * to the GEMM in bf16 as they are made (one pass over gate and up, instead of a gated fp32 copy
- * and then its conversion). */
+ * and then its conversion), or stay fp32 in the fp32 precision. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -43,4 +43,19 @@ void cuda_matmul_gated(float *out, float *gate, const float *up, const void *w, 
     swiglu_bf16_kernel<<<(int)(blocks < 65536 ? blocks : 65536), 256>>>(x, gate, up, count);
     cudaCheckLaunch("swiglu to bf16");
     cuda_gemm_bf16(out, x, w, n, cols, rows);
+}
+
+/* The fp32 precision's MLP halves, in the CPU's order: the products, then the gating (one token);
+ * the gating in place, then the product. */
+void cuda_matmul_swiglu_f32(float *out, const float *x, const void *w_gate_up, int cols, int inter)
+{
+    cuda_matmul_f32(out, x, w_gate_up, 1, cols, 2 * inter);
+    cuda_swiglu(out, out + inter, (size_t)inter);
+}
+
+void cuda_matmul_gated_f32(float *out, float *gate, const float *up, const void *w, int n, int cols,
+                           int rows)
+{
+    cuda_swiglu(gate, up, (size_t)n * cols);
+    cuda_matmul_f32(out, gate, w, n, cols, rows);
 }

@@ -82,6 +82,30 @@ class Backends(unittest.TestCase):
         self.assertIn("| 2048 | global | 3 | 1 |", md)
         self.assertIn("| 2048 | global | vt | 0 | 2 | 10 | 12 |", md)
 
+    def test_fp32_answers_and_require_identical(self):
+        """--dtype fp32 compares the files of the GPU's fp32 run (-cuda-fp32), and
+        --require-identical turns one differing answer into exit status 1."""
+        rows = [{"task": "vt", "index": 0}, {"task": "vt", "index": 1}]
+        cpu = [{"line": 1, "tokens": [5, 6], "answer": "ab"},
+               {"line": 2, "tokens": [7], "answer": "c"}]
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "requests-2048.jsonl.meta.json"), "w") as f:
+                json.dump({"rows": rows}, f)
+            write_lines(os.path.join(d, "out-2048-global.jsonl"), cpu)
+            write_lines(os.path.join(d, "out-2048-global-cuda-fp32.jsonl"), cpu)
+            write_lines(os.path.join(d, "out-2048-global-cuda.jsonl"),
+                        [cpu[0], dict(cpu[1], tokens=[8], answer="d")])
+            args = ["--report-only", "--lengths", "2048", "--settings", "global", "--work", d,
+                    "--out", d, "--require-identical"]
+            with redirect_stdout(io.StringIO()):
+                same = cb.main(args + ["--dtype", "fp32"])
+                with open(os.path.join(d, "backends.json")) as f:
+                    fp32 = json.load(f)
+                differ = cb.main(args)
+        self.assertEqual((same, differ), (0, 1))
+        self.assertEqual(fp32["dtype"], "fp32")
+        self.assertEqual([e["identical"] for e in fp32["results"][0]["samples"]], [True, True])
+
     def test_missing_requests_is_a_clear_error(self):
         with tempfile.TemporaryDirectory() as d:
             with self.assertRaises(SystemExit) as e:

@@ -139,6 +139,22 @@ run_merge_transport_nccl_on_cpu)
     --query "Why?" --device cpu --merge-transport nccl --block-size 600
   says "--merge-transport nccl"
   ;;
+run_dtype_bad)
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --dtype fp16
+  says "--dtype"; says "fp16"
+  ;;
+run_dtype_bf16_on_cpu)
+  # The CPU computes in fp32 only: bf16 is refused on every rank, with what to do instead; fp32
+  # is what it does anyway, and is taken.
+  make_context 50
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --device cpu --dtype bf16
+  says "--dtype bf16"; says "fp32 only"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --device cpu --dtype fp32 --max-new-tokens 2
+  ;;
 run_block_size_zero)
   make_context 50
   expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \

@@ -3,7 +3,9 @@
  *
  * Where the CUDA backend rounds to bf16 (weights, GEMM inputs, the KV cache) the CPU is given the
  * same bf16-rounded values, so what remains is each kernel's own arithmetic: fp32 throughout,
- * in another order. Exits 77 (skipped) on a machine without a GPU. */
+ * in another order. With --fp32 the backend runs in its fp32 precision, the inputs are not
+ * rounded, and every op must agree to FP32_TOLERANCE: a bf16 rounding anywhere would show as
+ * about 1e-3. Exits 77 (skipped) on a machine without a GPU. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,10 +20,13 @@
  * FlashAttention does). The CPU is given the same bf16 queries; P's rounding remains: a relative
  * 2^-9 per weight, which averages out over the keys. */
 #define ATTN_TOLERANCE 4e-3
+/* fp32 on both sides, the sums in another order. */
+#define FP32_TOLERANCE 1e-5
 
 static const backend *gpu, *cpu;
 static unsigned long long rng = 0x2545F4914F6CDD1Dull;
 static int failures;
+static int fp32; /* --fp32: the backend's fp32 precision, inputs not rounded to bf16 */
 
 static float uniform(void)
 {
@@ -36,7 +41,7 @@ static float *random_buf(size_t n, float scale, int bf16)
     float *p = malloc(sizeof(float) * (n ? n : 1));
     for (size_t i = 0; i < n; i++) {
         p[i] = uniform() * scale;
-        if (bf16)
+        if (bf16 && !fp32)
             p[i] = bf16_to_f32(f32_to_bf16(p[i]));
     }
     return p;
@@ -74,6 +79,8 @@ static void check_tol(const char *op, const char *shape, const float *got, const
         norm += (double)want[i] * want[i];
     }
     double err = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
+    if (fp32)
+        tol = FP32_TOLERANCE;
     int ok = finite && err < tol;
     failures += !ok;
     printf("%-16s %-40s %10.2e  %s\n", op, shape, err, ok ? "ok" : "FAIL");
@@ -421,18 +428,28 @@ static void test_sample(int vocab, int seeds)
     free(l);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char err[512];
+    fp32 = argc > 1 && !strcmp(argv[1], "--fp32");
+    if (argc > 1 && !fp32) {
+        fprintf(stderr, "usage: test_gpu_ops [--fp32]\n");
+        return 2;
+    }
     cpu = backend_cpu();
-    gpu = backend_cuda_device_count() > 0 ? backend_cuda(0, err, sizeof err) : NULL;
+    gpu = backend_cuda_device_count() > 0
+              ? backend_cuda(0, fp32 ? CUDA_FP32 : CUDA_BF16, err, sizeof err)
+              : NULL;
     if (!gpu) {
         printf("skipped: no CUDA GPU on this machine\n");
         return 77;
     }
     int cudnn = backend_cuda_cudnn_version();
-    printf("prefill attention: %s (cuDNN %d)\n", cudnn ? "cuDNN's fused kernel" : "starinfer's",
-           cudnn);
+    if (fp32)
+        printf("precision: fp32 (weights, KV cache, products), inputs not rounded to bf16\n");
+    else
+        printf("prefill attention: %s (cuDNN %d)\n", cudnn ? "cuDNN's fused kernel" : "starinfer's",
+               cudnn);
     printf("%-16s %-40s %10s\n", "op", "shape", "nrmse");
     test_matmul(1, 4096, 1024); /* one token: gemv.cu */
     test_matmul(1, 14336, 133); /* a long row, rows not a multiple of the block's */
