@@ -75,10 +75,13 @@ typedef struct backend {
      * where W_GATE_UP is w_gate then w_up back to back ([2 inter][cols]). OUT has room for
      * 2 * INTER values (a backend may compute both products there first). */
     void (*matmul_swiglu)(float *out, const float *x, const void *w_gate_up, int cols, int inter);
-    /* The MLP's second half: out[n][rows] = (silu(gate) * up)[n][cols] . w[rows][cols]^T, the
-     * gating elementwise in fp32. GATE may be overwritten (a backend may gate in place first). */
-    void (*matmul_gated)(float *out, float *gate, const float *up, const void *w, int n, int cols,
-                         int rows);
+    /* The MLP of N rows: out[n][hidden] = (silu(x . w_gate^T) * (x . w_up^T)) . w_down^T, with
+     * W_GATE and W_UP [inter][hidden] and W_DOWN [hidden][inter]. GATE and UP (room for
+     * n * inter fp32 values each) are the backend's scratch: the CPU keeps the two products there
+     * in fp32 and gates in fp32; CUDA keeps them in bf16, as bf16 inference does. OUT may alias
+     * X. */
+    void (*mlp)(float *out, float *gate, float *up, const float *x, const void *w_gate,
+                const void *w_up, const void *w_down, int n, int hidden, int inter);
     /* y[i] += x[i] */
     void (*add)(float *y, const float *x, size_t n);
     /* The residual add and the next norm in one pass: x[i] += delta[i], then out[i] as rmsnorm
@@ -94,6 +97,15 @@ typedef struct backend {
                             int head_dim, const attn_keys *keys, float scale);
     /* out[r] = o[r] / l[r] (zero where l = 0: a row that saw no key). OUT may alias s->o. */
     void (*attn_finalize)(float *out, const attn_state *s, int rows, int head_dim);
+    /* A layer's attention where no other key set or process is merged in (global attention):
+     * NQ queries over KEYS alone, normalised, then the output projection, out[nq][rows] =
+     * attention . w_o[rows][n_heads * head_dim]^T. S (nq * n_heads rows) and ATT
+     * ([nq][n_heads * head_dim]) are scratch: attn_init, attn_accumulate and attn_finalize into
+     * ATT, then matmul, unless the backend has a shorter way (CUDA hands cuDNN's bf16 output to
+     * the projection as it is). */
+    void (*attend_project)(float *out, attn_state *s, float *att, const float *q, int nq,
+                           int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
+                           float scale, const void *w_o, int rows);
 
     /* For benchmarks. COUNT weights at DST set to SCALE * random_weight_unit(SEED, i)
      * (kernels/random_weights.h) in the backend's weight format: the same values everywhere. */

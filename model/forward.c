@@ -130,9 +130,21 @@ static void store_kv(forward_state *fs, int layer, const qkv_rows *r, int n, kv_
                      kv_span_at(st, fs->be, 1, layer, st->rows, kvd), r->k, r->v, (size_t)n * kvd);
 }
 
+/* The new tokens' keys and values into the store, then the store's keys they attend to: from
+ * SELF_FROM on, causal for the new rows. */
+static attn_keys store_and_keys(forward_state *fs, int layer, const qkv_rows *r, int n,
+                                const forward_args *args)
+{
+    kv_span *st = args->store;
+    store_kv(fs, layer, r, n, st);
+    return span_keys(fs, st, layer, args->self_from, st->rows + n - args->self_from,
+                     st->rows - args->self_from);
+}
+
 /* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
  * folded into the online-softmax state, combined across processes, normalised, projected into
- * xb (the residual add is the next norm's). */
+ * xb (the residual add is the next norm's). With the store's keys alone (global attention) the
+ * backend does all of it in one call, in its shortest way. */
 static void attention_block(forward_state *fs, int layer, const int *pos, int n,
                             const forward_args *args)
 {
@@ -143,6 +155,12 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     float scale = 1.0f / sqrtf((float)c->head_dim);
 
     qkv_rows r = project_qkv(fs, layer, pos, n, 0);
+    if (args->store && !args->n_prefix && !args->combine) { /* one key set alone: global */
+        attn_keys keys = store_and_keys(fs, layer, &r, n, args);
+        be->attend_project(fs->xb, &fs->state, fs->att, r.q, n, c->n_heads, c->n_kv_heads,
+                           c->head_dim, &keys, scale, w->wo, c->hidden_size);
+        return;
+    }
     be->attn_init(&fs->state, n * c->n_heads, c->head_dim);
     for (int i = 0; i < args->n_prefix; i++) {
         const kv_span *s = &args->prefix[i];
@@ -150,11 +168,8 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
         be->attn_accumulate(&fs->state, r.q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
-    kv_span *st = args->store;
-    if (st) {
-        store_kv(fs, layer, &r, n, st);
-        attn_keys keys = span_keys(fs, st, layer, args->self_from, st->rows + n - args->self_from,
-                                   st->rows - args->self_from);
+    if (args->store) {
+        attn_keys keys = store_and_keys(fs, layer, &r, n, args);
         be->attn_accumulate(&fs->state, r.q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
@@ -178,11 +193,8 @@ static void mlp_block(forward_state *fs, int layer, int n)
         be->matmul_swiglu(fs->gate_up, fs->xb, w->w_gate_up, c->hidden_size, inter);
         be->matmul(fs->xb, fs->gate_up, w->w_down, n, inter, c->hidden_size);
     } else {
-        float *out[] = {fs->hb, fs->hb2};
-        const void *ws[] = {w->w_gate, w->w_up};
-        int rows[] = {inter, inter};
-        be->matmul_many(out, fs->xb, ws, rows, 2, n, c->hidden_size);
-        be->matmul_gated(fs->xb, fs->hb, fs->hb2, w->w_down, n, inter, c->hidden_size);
+        be->mlp(fs->xb, fs->hb, fs->hb2, fs->xb, w->w_gate, w->w_up, w->w_down, n, c->hidden_size,
+                inter);
     }
 }
 

@@ -77,3 +77,13 @@ void cpu_attn_finalize(float *out, const attn_state *s, int rows, int head_dim)
             out[(size_t)r * head_dim + t] = s->o[(size_t)r * head_dim + t] * inv;
     }
 }
+
+void cpu_attend_project(float *out, attn_state *s, float *att, const float *q, int nq, int n_heads,
+                        int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
+                        const void *w_o, int rows)
+{
+    cpu_attn_init(s, nq * n_heads, head_dim);
+    cpu_attn_accumulate(s, q, nq, n_heads, n_kv_heads, head_dim, keys, scale);
+    cpu_attn_finalize(att, s, nq * n_heads, head_dim);
+    cpu_matmul(out, att, w_o, nq, n_heads * head_dim, rows);
+}

@@ -13,8 +13,8 @@ void cpu_matmul_many(float *const *out, const float *x, const void *const *w, co
 void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
               const float *inv_freq);
 void cpu_swiglu(float *gate, const float *up, size_t n);
-void cpu_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
-                      int rows);
+void cpu_mlp(float *out, float *gate, float *up, const float *x, const void *w_gate,
+             const void *w_up, const void *w_down, int n, int hidden, int inter);
 void cpu_add(float *y, const float *x, size_t n);
 void cpu_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter);
 void cpu_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
@@ -22,6 +22,9 @@ void cpu_add_rmsnorm(float *out, float *x, const float *delta, const void *w, in
 void cpu_attn_init(attn_state *s, int rows, int head_dim);
 void cpu_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                          int head_dim, const attn_keys *keys, float scale);
+void cpu_attend_project(float *out, attn_state *s, float *att, const float *q, int nq, int n_heads,
+                        int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
+                        const void *w_o, int rows);
 void cpu_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
 void cpu_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 double cpu_matmul_rate(void);

@@ -9,12 +9,14 @@ void cpu_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int co
     cpu_swiglu(out, out + inter, (size_t)inter);
 }
 
-/* Gated in place, then the product. */
-void cpu_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
-                      int rows)
+/* The two products, gated in place, then the down projection. */
+void cpu_mlp(float *out, float *gate, float *up, const float *x, const void *w_gate,
+             const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
-    cpu_swiglu(gate, up, (size_t)n * cols);
-    cpu_matmul(out, gate, w, n, cols, rows);
+    cpu_matmul(gate, x, w_gate, n, hidden, inter);
+    cpu_matmul(up, x, w_up, n, hidden, inter);
+    cpu_swiglu(gate, up, (size_t)n * inter);
+    cpu_matmul(out, gate, w_down, n, inter, hidden);
 }
 
 void cpu_swiglu(float *gate, const float *up, size_t n)

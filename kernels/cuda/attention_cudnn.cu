@@ -10,7 +10,9 @@
  * with its statistics, then P V. cuDNN builds a plan per shape, about 45 ms each on an H100
  * (each chunk of a prefill has more keys than the last, so a 128K prefill in chunks of 8192 builds
  * 16); plans are kept for the process. cuDNN's dynamic shapes (a kernel cache shared by plans)
- * were tried and gave wrong results: bench/NOTES.md entry 8. */
+ * were tried and gave wrong results: bench/NOTES.md entry 8. Where a layer attends to one key set
+ * alone (global attention's prefill), O goes as it is to the output projection instead
+ * (cuda_attn_cudnn_alone; attend_project.cu). */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -379,19 +381,22 @@ __global__ void fold_lse_kernel(float *m, float *l, float *o, const __nv_bfloat1
     }
 }
 
-int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
-                    int head_dim, const attn_keys *keys, int nk, float scale)
+/* cuDNN's SDPA of the NQ queries over KEYS' first NK: its output O (bf16, [nq][n_heads][d]) and
+ * the log-sum-exp of each row in *LSE, both in scratch; NULL where cuDNN is not loaded or does
+ * not take the shape (the caller's kernels must then run). */
+static const __nv_bfloat16 *sdpa(const float *q, int nq, int n_heads, int n_kv_heads, int head_dim,
+                                 const attn_keys *keys, int nk, float scale, const float **lse_out)
 {
     int all_visible = keys->diag >= nk, causal = keys->diag == nk - nq;
     if (nq < MIN_QUERY_ROWS || nq > nk || !(all_visible || causal) || head_dim % 8)
-        return 0;
+        return NULL;
     const cudnn_api *api = cudnn_api_get();
     if (!api)
-        return 0;
+        return NULL;
     sdpa_shape shape = {nq, nk, n_heads, n_kv_heads, head_dim, keys->kv_stride, !all_visible};
     sdpa_plan *p = plan_for(api, &shape);
     if (!p->plan)
-        return 0;
+        return NULL;
 
     size_t elems = (size_t)nq * n_heads * head_dim, rows = (size_t)nq * n_heads;
     __nv_bfloat16 *qb = (__nv_bfloat16 *)cuda_scratch(SCRATCH_CUDNN_Q, 2 * elems);
@@ -429,9 +434,30 @@ int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv
                  "  HINT: STARINFER_CUDNN=0 runs starinfer's own attention kernel instead",
                  dev, nq, nk, why);
     }
+    *lse_out = lse;
+    return ob;
+}
+
+int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+                    int head_dim, const attn_keys *keys, int nk, float scale)
+{
+    const float *lse;
+    const __nv_bfloat16 *ob = sdpa(q, nq, n_heads, n_kv_heads, head_dim, keys, nk, scale, &lse);
+    if (!ob)
+        return 0;
+    size_t rows = (size_t)nq * n_heads;
     int warps = 8;
     fold_lse_kernel<<<(int)((rows + warps - 1) / warps), 32 * warps>>>(s->m, s->l, s->o, ob, lse,
                                                                        nq, n_heads, head_dim);
     cudaCheckLaunch("fold_lse");
     return 1;
+}
+
+const __nv_bfloat16 *cuda_attn_cudnn_alone(const float *q, int nq, int n_heads, int n_kv_heads,
+                                           int head_dim, const attn_keys *keys, float scale)
+{
+    long reach = (long)nq + keys->diag; /* keys any query row can see */
+    int nk = (int)(reach < keys->nk ? reach : keys->nk);
+    const float *lse;
+    return sdpa(q, nq, n_heads, n_kv_heads, head_dim, keys, nk, scale, &lse);
 }

@@ -40,16 +40,19 @@ void cuda_add_rmsnorm(float *out, float *x, const float *delta, const void *w, i
 void cuda_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
                const float *inv_freq);
 void cuda_swiglu(float *gate, const float *up, size_t n);
-void cuda_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
-                       int rows);
+void cuda_mlp(float *out, float *gate, float *up, const float *x, const void *w_gate,
+              const void *w_up, const void *w_down, int n, int hidden, int inter);
 void cuda_add(float *y, const float *x, size_t n);
 void cuda_gemm_init(void);
 void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int rows);
 /* Several products of the same rows: X converted to bf16 once (cuda_gemm_bf16 each). */
 void cuda_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
                       int count, int n, int cols);
-/* The same product from bf16 rows X (cuBLASLt; no conversion, no GEMV). */
+/* The same product from bf16 rows X (cuBLASLt; no conversion, no GEMV), into fp32 OUT, or into
+ * bf16 OUT (cuda_gemm_bf16_out: fp32 accumulation, rounded once at the end). */
 void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows);
+void cuda_gemm_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int n, int cols,
+                        int rows);
 /* One token's product (n = 1) by a bandwidth-bound kernel of ours, where the shapes allow it:
  * COLS a multiple of 8 and X and W on 16-byte boundaries (cuda_gemv_fits). */
 int cuda_gemv_fits(const float *x, const void *w, int cols);
@@ -69,6 +72,13 @@ void cuda_attn_decode(attn_state *s, const float *q, int nq, int n_heads, int n_
 int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                     int head_dim, const attn_keys *keys, int nk, float scale);
 void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim);
+/* cuDNN's normalised output O (bf16 [nq][n_heads][d], in scratch) of NQ queries over KEYS alone,
+ * or NULL where cuDNN does not take them (attention_cudnn.cu). */
+const __nv_bfloat16 *cuda_attn_cudnn_alone(const float *q, int nq, int n_heads, int n_kv_heads,
+                                           int head_dim, const attn_keys *keys, float scale);
+void cuda_attend_project(float *out, attn_state *s, float *att, const float *q, int nq, int n_heads,
+                         int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
+                         const void *w_o, int rows);
 void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 /* Seconds that RUNS calls of OP(USER) take on the GPU after WARMUP more, by CUDA events. */
 double cuda_time_runs(void (*op)(void *user), void *user, int warmup, int runs);
@@ -89,12 +99,15 @@ void cuda_matmul_f32(float *out, const float *x, const void *w, int n, int cols,
 void cuda_matmul_many_f32(float *const *out, const float *x, const void *const *w, const int *rows,
                           int count, int n, int cols);
 void cuda_matmul_swiglu_f32(float *out, const float *x, const void *w_gate_up, int cols, int inter);
-void cuda_matmul_gated_f32(float *out, float *gate, const float *up, const void *w, int n, int cols,
-                           int rows);
+void cuda_mlp_f32(float *out, float *gate, float *up, const float *x, const void *w_gate,
+                  const void *w_up, const void *w_down, int n, int hidden, int inter);
 /* Attention in fp32 throughout (attention_f32.cu): any head_dim up to 256. */
 void cuda_attn_accumulate_f32(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
                               int head_dim, const attn_keys *keys, float scale);
 void cuda_weight_random_f32(void *dst, size_t count, uint64_t seed, float scale);
+void cuda_attend_project_f32(float *out, attn_state *s, float *att, const float *q, int nq,
+                             int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
+                             float scale, const void *w_o, int rows);
 
 #ifdef __cplusplus
 }

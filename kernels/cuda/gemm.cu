@@ -18,6 +18,7 @@
 typedef struct {
     int n, cols, rows;
     cudaDataType_t type; /* of both operands */
+    cudaDataType_t out;  /* of the result */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
@@ -45,11 +46,11 @@ static void plan_destroy(gemm_plan *p)
 
 /* The descriptors and the heuristic's algorithm for one shape and operand type, made once and
  * kept. */
-static const gemm_plan *plan_for(int n, int cols, int rows, cudaDataType_t type)
+static const gemm_plan *plan_for(int n, int cols, int rows, cudaDataType_t type, cudaDataType_t out)
 {
     for (int i = 0; i < n_plans; i++)
         if (plans[i].n == n && plans[i].cols == cols && plans[i].rows == rows &&
-            plans[i].type == type)
+            plans[i].type == type && plans[i].out == out)
             return &plans[i];
     gemm_plan *p;
     if (n_plans < PLAN_CACHE) {
@@ -64,6 +65,7 @@ static const gemm_plan *plan_for(int n, int cols, int rows, cudaDataType_t type)
     p->cols = cols;
     p->rows = rows;
     p->type = type;
+    p->out = out;
     cublasOperation_t trans = CUBLAS_OP_T, none = CUBLAS_OP_N;
     cublasCheck(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasCheck(
@@ -72,7 +74,7 @@ static const gemm_plan *plan_for(int n, int cols, int rows, cudaDataType_t type)
         cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->a, type, cols, rows, cols));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->b, type, cols, n, cols));
-    cublasCheck(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, rows, n, rows));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->c, out, rows, n, rows));
     cublasLtMatmulPreference_t pref;
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = WORKSPACE_BYTES;
@@ -104,7 +106,16 @@ void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int
 
 void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows)
 {
-    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_16BF);
+    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_16BF, CUDA_R_32F);
+    float one = 1.0f, zero = 0.0f;
+    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
+                               &p->algo, workspace, WORKSPACE_BYTES, 0));
+}
+
+void cuda_gemm_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int n, int cols,
+                        int rows)
+{
+    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_16BF, CUDA_R_16BF);
     float one = 1.0f, zero = 0.0f;
     cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
@@ -128,7 +139,7 @@ void cuda_matmul_many(float *const *out, const float *x, const void *const *w, c
 /* The fp32 precision's products: X and W as they are, one token included. */
 void cuda_matmul_f32(float *out, const float *x, const void *w, int n, int cols, int rows)
 {
-    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_32F);
+    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_32F, CUDA_R_32F);
     float one = 1.0f, zero = 0.0f;
     cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
@@ -172,7 +183,7 @@ static double matmul_rate_of(cudaDataType_t type, size_t elem_size)
         cuda_weight_random(a, elems, 1, 1.0f);
         cuda_weight_random(b, elems, 2, 1.0f);
     }
-    product_args g = {plan_for(n, n, n, type), a, b, c};
+    product_args g = {plan_for(n, n, n, type, CUDA_R_32F), a, b, c};
     double seconds = cuda_time_runs(product_once, &g, warmup, runs);
     cudaCheck(cudaFree(a));
     cudaCheck(cudaFree(b));

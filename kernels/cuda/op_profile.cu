@@ -173,12 +173,12 @@ static void p_rope(float *x, const int *pos, int n, int row, int n_heads, int he
     TIMED("rope", inner.rope(x, pos, n, row, n_heads, head_dim, inv_freq));
 }
 
-static void p_matmul_gated(float *out, float *gate, const float *up, const void *w, int n, int cols,
-                           int rows)
+static void p_mlp(float *out, float *gate, float *up, const float *x, const void *w_gate,
+                  const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
     char name[48];
-    snprintf(name, sizeof name, "matmul_gated %dx%d", rows, cols);
-    TIMED(name, inner.matmul_gated(out, gate, up, w, n, cols, rows));
+    snprintf(name, sizeof name, "mlp %dx%d", hidden, inter);
+    TIMED(name, inner.mlp(out, gate, up, x, w_gate, w_up, w_down, n, hidden, inter));
 }
 
 static void p_add(float *y, const float *x, size_t n)
@@ -203,6 +203,14 @@ static void p_attn_finalize(float *out, const attn_state *s, int rows, int head_
     TIMED("attn_finalize", inner.attn_finalize(out, s, rows, head_dim));
 }
 
+static void p_attend_project(float *out, attn_state *s, float *att, const float *q, int nq,
+                             int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
+                             float scale, const void *w_o, int rows)
+{
+    TIMED("attend_project", inner.attend_project(out, s, att, q, nq, n_heads, n_kv_heads, head_dim,
+                                                 keys, scale, w_o, rows));
+}
+
 static int p_sample(const float *logits, int vocab, float temperature, float top_p, float u)
 {
     int id;
@@ -224,12 +232,13 @@ const backend *cuda_op_profile_wrap(const backend *be)
     wrapped.matmul = p_matmul;
     wrapped.matmul_swiglu = p_matmul_swiglu;
     wrapped.rope = p_rope;
-    wrapped.matmul_gated = p_matmul_gated;
+    wrapped.mlp = p_mlp;
     wrapped.matmul_many = p_matmul_many;
     wrapped.add = p_add;
     wrapped.attn_init = p_attn_init;
     wrapped.attn_accumulate = p_attn_accumulate;
     wrapped.attn_finalize = p_attn_finalize;
+    wrapped.attend_project = p_attend_project;
     wrapped.sample = p_sample;
     atexit(report);
     return &wrapped;
