@@ -143,8 +143,8 @@ static attn_keys store_and_keys(forward_state *fs, int layer, const qkv_rows *r,
 
 /* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
  * folded into the online-softmax state, combined across processes, normalised, projected into
- * xb (the residual add is the next norm's). With the store's keys alone (global attention) the
- * backend does all of it in one call, in its shortest way. */
+ * xb (the residual add is the next norm's). With the store's keys alone the backend does all of
+ * it in one call, in its shortest way. */
 static void attention_block(forward_state *fs, int layer, const int *pos, int n,
                             const forward_args *args)
 {
@@ -155,7 +155,8 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     float scale = 1.0f / sqrtf((float)c->head_dim);
 
     qkv_rows r = project_qkv(fs, layer, pos, n, 0);
-    if (args->store && !args->n_prefix && !args->combine) { /* one key set alone: global */
+    /* one key set alone: global attention, or a Star block that is its own anchor */
+    if (args->store && !args->n_prefix && !args->combine) {
         attn_keys keys = store_and_keys(fs, layer, &r, n, args);
         be->attend_project(fs->xb, &fs->state, fs->att, r.q, n, c->n_heads, c->n_kv_heads,
                            c->head_dim, &keys, scale, w->wo, c->hidden_size);
