@@ -104,21 +104,25 @@ void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int
     cuda_gemm_bf16(out, xb, w, n, cols, rows);
 }
 
-void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows)
+/* out = x . w^T through the plan for the shape and the types. */
+static void gemm(void *out, const void *x, const void *w, int n, int cols, int rows,
+                 cudaDataType_t type, cudaDataType_t out_type)
 {
-    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_16BF, CUDA_R_32F);
+    const gemm_plan *p = plan_for(n, cols, rows, type, out_type);
     float one = 1.0f, zero = 0.0f;
     cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
 }
 
+void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows)
+{
+    gemm(out, x, w, n, cols, rows, CUDA_R_16BF, CUDA_R_32F);
+}
+
 void cuda_gemm_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int n, int cols,
                         int rows)
 {
-    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_16BF, CUDA_R_16BF);
-    float one = 1.0f, zero = 0.0f;
-    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
-                               &p->algo, workspace, WORKSPACE_BYTES, 0));
+    gemm(out, x, w, n, cols, rows, CUDA_R_16BF, CUDA_R_16BF);
 }
 
 void cuda_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
@@ -139,10 +143,7 @@ void cuda_matmul_many(float *const *out, const float *x, const void *const *w, c
 /* The fp32 precision's products: X and W as they are, one token included. */
 void cuda_matmul_f32(float *out, const float *x, const void *w, int n, int cols, int rows)
 {
-    const gemm_plan *p = plan_for(n, cols, rows, CUDA_R_32F, CUDA_R_32F);
-    float one = 1.0f, zero = 0.0f;
-    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
-                               &p->algo, workspace, WORKSPACE_BYTES, 0));
+    gemm(out, x, w, n, cols, rows, CUDA_R_32F, CUDA_R_32F);
 }
 
 void cuda_matmul_many_f32(float *const *out, const float *x, const void *const *w, const int *rows,
@@ -153,17 +154,16 @@ void cuda_matmul_many_f32(float *const *out, const float *x, const void *const *
 }
 
 struct product_args {
-    const gemm_plan *p;
-    const void *a, *b;
-    void *c;
+    const void *w, *x;
+    void *out;
+    int n;
+    cudaDataType_t type;
 };
 
 static void product_once(void *user)
 {
     const product_args *g = (const product_args *)user;
-    float one = 1.0f, zero = 0.0f;
-    cublasCheck(cublasLtMatmul(lt, g->p->op, &one, g->a, g->p->a, g->b, g->p->b, &zero, g->c,
-                               g->p->c, g->c, g->p->c, &g->p->algo, workspace, WORKSPACE_BYTES, 0));
+    gemm(g->out, g->x, g->w, g->n, g->n, g->n, g->type, CUDA_R_32F);
 }
 
 /* The matrix rate of this GPU through the same cuBLASLt path as the model's products (bf16 or fp32
@@ -183,7 +183,7 @@ static double matmul_rate_of(cudaDataType_t type, size_t elem_size)
         cuda_weight_random(a, elems, 1, 1.0f);
         cuda_weight_random(b, elems, 2, 1.0f);
     }
-    product_args g = {plan_for(n, n, n, type, CUDA_R_32F), a, b, c};
+    product_args g = {a, b, c, n, type};
     double seconds = cuda_time_runs(product_once, &g, warmup, runs);
     cudaCheck(cudaFree(a));
     cudaCheck(cudaFree(b));
