@@ -18,6 +18,7 @@ cJSON *report_json(const request_result *res)
     cJSON_AddStringToObject(o, "finish", g->finish ? g->finish : "");
     cJSON_AddItemToObject(o, "tokens", cJSON_CreateIntArray(g->tokens, g->n_tokens));
     cJSON_AddStringToObject(o, "attn", res->attn == ATTN_GLOBAL ? "global" : "star");
+    cJSON_AddStringToObject(o, "backend", res->backend ? res->backend : "");
     cJSON_AddNumberToObject(o, "context_tokens", res->n_ctx);
     cJSON_AddNumberToObject(o, "query_tokens", res->n_query);
     cJSON_AddNumberToObject(o, "block_size", res->block);

@@ -226,6 +226,7 @@ int request_run(const model *m, MPI_Comm comm, const request_ids *r, const reque
     res->n_ctx = r->n_ctx;
     res->n_query = r->n_query;
     res->attn = o->attn;
+    res->backend = o->be->name;
     err->msg[0] = 0;
     if (check_sizes(m, r, res->n_ranks, o, &res->block, &res->anchor, err) != 0)
         return -1;

@@ -39,6 +39,7 @@ typedef struct {
 typedef struct {
     int n_ranks, n_active, n_ctx, n_query, block, anchor, n_blocks;
     attn_mode attn;
+    const char *backend; /* rank 0's backend: cpu, cuda or cuda-fp32 (its number formats) */
     gen_result gen;
     double ttft_s; /* time to first token: phase 1 + phase 2 on the slowest rank */
     /* per rank, on rank 0: [n_ranks] */

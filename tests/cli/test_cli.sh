@@ -93,7 +93,7 @@ run_np4_json)
   make_context 400
   expect 0 "${mpirun[@]}" -np 4 "$bin" run --model "$model" --context "$tmp/context.txt" \
     --query "Which word comes first?" --max-new-tokens 6 --json
-  json "d['ranks'] == 4 and d['active_ranks'] == 4 and len(d['tokens']) >= 1 and \
+  json "d['ranks'] == 4 and d['active_ranks'] == 4 and len(d['tokens']) >= 1 and d['backend'] == 'cpu' and \
 len(d['memory_mib']) == 4 and sum(d['rank_context_tokens']) == d['context_tokens'] and \
 len(d['peak_memory_mib']) == 4 and all(0 < p <= m for p, m in zip(d['peak_memory_mib'], d['memory_mib']))"
   says "time to first token"
