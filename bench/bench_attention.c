@@ -71,20 +71,24 @@ static int parse_options(options *o, int argc, char **argv)
     return 0;
 }
 
-static float *random_device(const backend *be, size_t n, unsigned seed)
+/* N uniform values in [-1, 1] on the device: fp32 (ACT 0), or in the activation format. */
+static void *random_device(const backend *be, size_t n, unsigned seed, int act)
 {
     float *h = mallocCheck(sizeof(float) * n, "bench input");
     srand(seed);
     for (size_t i = 0; i < n; i++)
         h[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
-    float *d = be->alloc(sizeof(float) * n, "bench input");
-    be->to_device(d, h, sizeof(float) * n);
+    void *d = be->alloc(sizeof(float) * n, "bench input");
+    if (act)
+        be->act_upload(d, h, n);
+    else
+        be->to_device(d, h, sizeof(float) * n);
     free(h);
     return d;
 }
 
 /* Blocks until the device is idle (a copy to the host waits for the work before it). */
-static void sync_device(const backend *be, const float *p)
+static void sync_device(const backend *be, const void *p)
 {
     float x;
     be->to_host(&x, p, sizeof x);
@@ -99,8 +103,8 @@ typedef struct {
 /* Seconds per call of init, accumulate and finalize: each repetition times BATCH calls issued
  * back to back between two synchronisations (a batch of several hides the launch latency of
  * calls as short as one decoded token's, as in a model's forward pass). */
-static timing time_attention(const backend *be, const options *o, int nq, int batch, const float *q,
-                             const attn_keys *keys, attn_state *st, float *out)
+static timing time_attention(const backend *be, const options *o, int nq, int batch, const void *q,
+                             const attn_keys *keys, attn_state *st, void *out)
 {
     int rows = nq * o->heads, d = o->head_dim;
     float scale = 1.0f / sqrtf((float)d);
@@ -151,8 +155,8 @@ int main(int argc, char **argv)
     for (int li = 0; li < o.n_lengths; li++) {
         int n = o.lengths[li];
         size_t qn = (size_t)n * o.heads * d, kvn = (size_t)n * kvd;
-        float *q = random_device(be, qn, 1 + li);
-        float *kf = random_device(be, kvn, 2 + li), *vf = random_device(be, kvn, 3 + li);
+        void *q = random_device(be, qn, 1 + li, 1);
+        float *kf = random_device(be, kvn, 2 + li, 0), *vf = random_device(be, kvn, 3 + li, 0);
         void *k = be->alloc(be->kv_size * kvn, "bench K"),
              *v = be->alloc(be->kv_size * kvn, "bench V");
         be->kv_write(k, v, kf, vf, kvn);
@@ -160,7 +164,7 @@ int main(int argc, char **argv)
         size_t rows = (size_t)n * o.heads;
         float *sm = be->alloc(sizeof(float) * rows * (d + 2), "bench state");
         attn_state st = {sm, sm + rows, sm + 2 * rows};
-        float *out = be->alloc(sizeof(float) * rows * d, "bench out");
+        void *out = be->alloc(sizeof(float) * rows * d, "bench out");
 
         if (o.prefill) {
             attn_keys causal = {k, v, n, kvd, 0};

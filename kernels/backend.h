@@ -34,14 +34,29 @@ typedef struct {
     float *o; /* [rows][head_dim] */
 } attn_state;
 
-/* Activations are fp32 on every backend. Weights and the KV cache are kept in the backend's own
- * formats (fp32 on the CPU; bf16 on CUDA, or fp32 in its CUDA_FP32 precision): WEIGHT_SIZE and
- * KV_SIZE bytes per element. */
+/* Weights and the KV cache are kept in the backend's own formats (fp32 on the CPU; bf16 on CUDA,
+ * or fp32 in its CUDA_FP32 precision): WEIGHT_SIZE and KV_SIZE bytes per element.
+ *
+ * The rows that pass from one operation of a layer to the next (the normed rows the products
+ * read, the queries, attention's output and the products' outputs) are in the backend's
+ * activation format: ACT_SIZE bytes per element, fp32 on the CPU and in CUDA_FP32, bf16 on CUDA,
+ * as bf16 inference keeps them. They are declared void *. The residual stream, the attention
+ * state and the logits are fp32 everywhere (float *). */
+
+/* A layer's query, key and value projections, and the rotation of the queries and keys. */
+typedef struct {
+    const void *wq, *wk, *wv; /* [n_heads * head_dim][cols], [n_kv_heads * head_dim][cols] x 2 */
+    const void *wqkv;         /* wq, wk, wv back to back in one allocation, or NULL */
+    const float *inv_freq;    /* [head_dim / 2], in backend memory */
+    int cols, n_heads, n_kv_heads, head_dim;
+} qkv_proj;
+
 typedef struct backend {
     const char *name;
     int host_memory;    /* buffers are host memory: weights are used where they were loaded */
     size_t weight_size; /* bytes per weight element */
     size_t kv_size;     /* bytes per K/V cache element */
+    size_t act_size;    /* bytes per activation element */
     /* Bytes free where this backend allocates (host memory, or the GPU's). */
     size_t (*mem_available)(void);
     void *(*alloc)(size_t bytes, const char *what);
@@ -53,57 +68,63 @@ typedef struct backend {
     void (*to_host)(void *dst, const void *src, size_t bytes);
     /* COUNT fp32 host values into the backend's weight format at DST. */
     void (*weight_upload)(void *dst, const float *src, size_t count);
+    /* COUNT fp32 host values into the activation format at DST (backend memory), and back. */
+    void (*act_upload)(void *dst, const float *src, size_t count);
+    void (*act_download)(float *dst, const void *src, size_t count);
     /* COUNT fp32 values of K and V into the cache's format at K_DST and V_DST. */
     void (*kv_write)(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);
 
-    /* out[i] = table[ids[i]], rows of DIM. IDS is a host array. */
+    /* out[i] = table[ids[i]], rows of DIM, into the residual stream. IDS is a host array. */
     void (*embedding)(float *out, const void *table, const int *ids, int n, int dim);
-    /* out[i] = x[i] / rms(x[i]) * w, per row of DIM (HF LlamaRMSNorm, fp32). */
-    void (*rmsnorm)(float *out, const float *x, const void *w, int n, int dim, float eps);
-    /* out[n][rows] = x[n][cols] . w[rows][cols]^T (a torch Linear without bias). */
-    void (*matmul)(float *out, const float *x, const void *w, int n, int cols, int rows);
-    /* COUNT products of the same rows: out[i][n][rows[i]] = x[n][cols] . w[i][rows[i]][cols]^T
-     * (a backend may prepare X once for all of them). */
-    void (*matmul_many)(float *const *out, const float *x, const void *const *w, const int *rows,
-                        int count, int n, int cols);
-    /* Rotates N_HEADS heads of HEAD_DIM in every row of X (stride ROW) by position POS[i]
-     * (host array), rotate-half convention, angle pos * inv_freq[j] in fp32 (INV_FREQ in
-     * backend memory). */
-    void (*rope)(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
-                 const float *inv_freq);
+    /* out[i] = x[i] / rms(x[i]) * w, per row of DIM (HF LlamaRMSNorm, in fp32), written in the
+     * activation format. */
+    void (*rmsnorm)(void *out, const float *x, const void *w, int n, int dim, float eps);
+    /* The residual add and the next norm in one pass: x[i] += delta[i], then out[i] as rmsnorm
+     * of the new x[i]. OUT and DELTA are distinct. */
+    void (*add_rmsnorm)(void *out, float *x, const void *delta, const void *w, int n, int dim,
+                        float eps);
+    /* y[i] += x[i]: the residual add of the last layer. */
+    void (*add)(float *y, const void *x, size_t n);
+    /* out[n][rows] = x[n][cols] . w[rows][cols]^T (a torch Linear without bias), activations in
+     * and out. */
+    void (*matmul)(void *out, const void *x, const void *w, int n, int cols, int rows);
+    /* The same product into fp32 OUT: the logits. */
+    void (*matmul_logits)(float *out, const void *x, const void *w, int n, int cols, int rows);
+    /* The attention's inputs of N new tokens at positions POS (host array) from their normed
+     * rows X: the queries rope(x . wq^T) into Q ([n][n_heads * head_dim]; none where Q is NULL),
+     * and the keys rope(x . wk^T) and values x . wv^T into the KV cache's rows at K and V
+     * ([n][n_kv_heads * head_dim] each, in the cache's format; none where K is NULL). Rotary
+     * embedding in the rotate-half convention of HF checkpoints, angle pos * inv_freq[j]
+     * rounded to fp32 as the reference computes it. */
+    void (*qkv)(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos,
+                int n);
     /* One token's MLP first half: out[j] = silu(x . w_gate[j]) * (x . w_up[j]) for j < INTER,
      * where W_GATE_UP is w_gate then w_up back to back ([2 inter][cols]). OUT has room for
-     * 2 * INTER values (a backend may compute both products there first). */
-    void (*matmul_swiglu)(float *out, const float *x, const void *w_gate_up, int cols, int inter);
+     * 2 * INTER fp32 values (a backend may compute both products there first). */
+    void (*matmul_swiglu)(void *out, const void *x, const void *w_gate_up, int cols, int inter);
     /* The MLP of N rows: out[n][hidden] = (silu(x . w_gate^T) * (x . w_up^T)) . w_down^T, with
      * W_GATE and W_UP [inter][hidden] and W_DOWN [hidden][inter]. GATE and UP (room for
      * n * inter fp32 values each) are the backend's scratch: the CPU keeps the two products there
-     * in fp32 and gates in fp32; CUDA keeps them in bf16, as bf16 inference does. OUT may alias
-     * X. */
-    void (*mlp)(float *out, float *gate, float *up, const float *x, const void *w_gate,
+     * in fp32 and gates in fp32; CUDA keeps them in bf16, as bf16 inference does. */
+    void (*mlp)(void *out, float *gate, float *up, const void *x, const void *w_gate,
                 const void *w_up, const void *w_down, int n, int hidden, int inter);
-    /* y[i] += x[i] */
-    void (*add)(float *y, const float *x, size_t n);
-    /* The residual add and the next norm in one pass: x[i] += delta[i], then out[i] as rmsnorm
-     * of the new x[i]. OUT may alias DELTA (not X). */
-    void (*add_rmsnorm)(float *out, float *x, const float *delta, const void *w, int n, int dim,
-                        float eps);
 
     /* Sets ROWS rows to m = -inf, l = 0, o = 0. */
     void (*attn_init)(attn_state *s, int rows, int head_dim);
     /* Folds the keys KEYS into the state of NQ queries Q [nq][n_heads * head_dim] (grouped-query
      * attention: query head h reads KV head h / (n_heads / n_kv_heads)). */
-    void (*attn_accumulate)(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+    void (*attn_accumulate)(attn_state *s, const void *q, int nq, int n_heads, int n_kv_heads,
                             int head_dim, const attn_keys *keys, float scale);
-    /* out[r] = o[r] / l[r] (zero where l = 0: a row that saw no key). OUT may alias s->o. */
-    void (*attn_finalize)(float *out, const attn_state *s, int rows, int head_dim);
+    /* out[r] = o[r] / l[r] (zero where l = 0: a row that saw no key), in the activation format.
+     * OUT and s->o are distinct. */
+    void (*attn_finalize)(void *out, const attn_state *s, int rows, int head_dim);
     /* A layer's attention where no other key set or process is merged in (global attention):
      * NQ queries over KEYS alone, normalised, then the output projection, out[nq][rows] =
      * attention . w_o[rows][n_heads * head_dim]^T. S (nq * n_heads rows) and ATT
      * ([nq][n_heads * head_dim]) are scratch: attn_init, attn_accumulate and attn_finalize into
      * ATT, then matmul, unless the backend has a shorter way (CUDA hands cuDNN's bf16 output to
      * the projection as it is). */
-    void (*attend_project)(float *out, attn_state *s, float *att, const float *q, int nq,
+    void (*attend_project)(void *out, attn_state *s, void *att, const void *q, int nq,
                            int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
                            float scale, const void *w_o, int rows);
 

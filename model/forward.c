@@ -5,24 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every activation is sized in fp32 elements, enough for either activation format. */
 static size_t act_floats(const model_config *c, int n_max, int logit_rows, size_t *parts)
 {
     size_t n = (size_t)n_max, qd = (size_t)c->n_heads * c->head_dim;
-    size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t rows = n * c->n_heads;
     size_t sizes[] = {
         n * c->hidden_size,       /* x */
+        n * c->hidden_size,       /* xn */
         n * c->hidden_size,       /* xb */
         n * qd,                   /* q */
-        n * kvd,                  /* k of the new tokens, before the cache's format */
-        n * kvd,                  /* v */
-        n * qd,                   /* att: the attention state's o, normalised in place */
+        n * qd,                   /* att */
         n * c->intermediate_size, /* hb */
         n * c->intermediate_size, /* hb2 */
         (size_t)logit_rows * c->vocab_size,
         rows,                             /* m */
         rows,                             /* l */
-        qd + 2 * kvd,                     /* qkv: one token's q, k and v, side by side */
+        n * qd,                           /* o */
         2 * (size_t)c->intermediate_size, /* gate_up: one token's gate and up, side by side */
     };
     size_t total = 0;
@@ -53,18 +52,17 @@ void forward_state_init(forward_state *fs, const model_config *cfg, const backen
     fs->be = be;
     fs->n_max = n_max;
     fs->logit_rows = logit_rows;
-    enum { N_PARTS = 13 };
+    enum { N_PARTS = 12 };
     size_t parts[N_PARTS];
     size_t total = act_floats(cfg, n_max, logit_rows, parts);
     float *p = be->alloc(sizeof(float) * total, "activations");
-    float **slots[N_PARTS] = {&fs->x,       &fs->xb,  &fs->q,      &fs->k,      &fs->v,
-                              &fs->att,     &fs->hb,  &fs->hb2,    &fs->logits, &fs->state.m,
-                              &fs->state.l, &fs->qkv, &fs->gate_up};
+    void *slots[N_PARTS] = {&fs->x,       &fs->xn,      &fs->xb,      &fs->q,
+                            &fs->att,     &fs->hb,      &fs->hb2,     &fs->logits,
+                            &fs->state.m, &fs->state.l, &fs->state.o, &fs->gate_up};
     for (int i = 0; i < N_PARTS; i++) {
-        *slots[i] = p;
+        *(void **)slots[i] = p;
         p += parts[i];
     }
-    fs->state.o = fs->att;
     if (!be->host_memory)
         fs->logits_host =
             be->host_alloc(sizeof(float) * (size_t)logit_rows * cfg->vocab_size, "host logits");
@@ -94,49 +92,27 @@ static attn_keys span_keys(const forward_state *fs, const kv_span *s, int layer,
     return keys;
 }
 
-typedef struct {
-    float *q, *k, *v;
-} qkv_rows;
-
-/* The new tokens' queries (unless KV_ONLY), keys and values, rotated. One token (decoding) takes
- * one product over the three weights where they lie back to back, and one rotation. */
-static qkv_rows project_qkv(forward_state *fs, int layer, const int *pos, int n, int kv_only)
+/* The new tokens' queries into fs->q (unless KV_ONLY) and their keys and values after the
+ * store's rows (unless there is no store). */
+static void project_qkv(forward_state *fs, int layer, const int *pos, int n, kv_span *st,
+                        int kv_only)
 {
     const model_config *c = fs->cfg;
     const layer_tensors *w = &fs->w->layers[layer];
-    const backend *be = fs->be;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    if (n == 1 && w->wqkv) {
-        be->matmul(fs->qkv, fs->xb, w->wqkv, 1, c->hidden_size, qd + 2 * kvd);
-        be->rope(fs->qkv, pos, 1, qd + 2 * kvd, c->n_heads + c->n_kv_heads, c->head_dim,
-                 fs->w->inv_freq);
-        return (qkv_rows){fs->qkv, fs->qkv + qd, fs->qkv + qd + kvd};
-    }
-    float *out[] = {fs->q, fs->k, fs->v};
-    const void *ws[] = {w->wq, w->wk, w->wv};
-    int rows[] = {qd, kvd, kvd}, first = kv_only ? 1 : 0;
-    be->matmul_many(out + first, fs->xb, ws + first, rows + first, 3 - first, n, c->hidden_size);
-    if (!kv_only)
-        be->rope(fs->q, pos, n, qd, c->n_heads, c->head_dim, fs->w->inv_freq);
-    be->rope(fs->k, pos, n, kvd, c->n_kv_heads, c->head_dim, fs->w->inv_freq);
-    return (qkv_rows){fs->q, fs->k, fs->v};
+    int kvd = c->n_kv_heads * c->head_dim;
+    qkv_proj p = {w->wq,        w->wk,           w->wv,         w->wqkv,
+                  fs->w->inv_freq, c->hidden_size, c->n_heads, c->n_kv_heads,
+                  c->head_dim};
+    void *k = st ? kv_span_at(st, fs->be, 0, layer, st->rows, kvd) : NULL;
+    void *v = st ? kv_span_at(st, fs->be, 1, layer, st->rows, kvd) : NULL;
+    fs->be->qkv(kv_only ? NULL : fs->q, k, v, fs->xn, &p, pos, n);
 }
 
-/* Writes the new tokens' keys and values after the store's rows, in the cache's format. */
-static void store_kv(forward_state *fs, int layer, const qkv_rows *r, int n, kv_span *st)
-{
-    int kvd = fs->cfg->n_kv_heads * fs->cfg->head_dim;
-    fs->be->kv_write(kv_span_at(st, fs->be, 0, layer, st->rows, kvd),
-                     kv_span_at(st, fs->be, 1, layer, st->rows, kvd), r->k, r->v, (size_t)n * kvd);
-}
-
-/* The new tokens' keys and values into the store, then the store's keys they attend to: from
+/* The store's keys the new tokens attend to (their own included, written by project_qkv): from
  * SELF_FROM on, causal for the new rows. */
-static attn_keys store_and_keys(forward_state *fs, int layer, const qkv_rows *r, int n,
-                                const forward_args *args)
+static attn_keys store_keys(forward_state *fs, int layer, int n, const forward_args *args)
 {
-    kv_span *st = args->store;
-    store_kv(fs, layer, r, n, st);
+    const kv_span *st = args->store;
     return span_keys(fs, st, layer, args->self_from, st->rows + n - args->self_from,
                      st->rows - args->self_from);
 }
@@ -154,11 +130,11 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     int qd = c->n_heads * c->head_dim;
     float scale = 1.0f / sqrtf((float)c->head_dim);
 
-    qkv_rows r = project_qkv(fs, layer, pos, n, 0);
+    project_qkv(fs, layer, pos, n, args->store, 0);
     /* one key set alone: global attention, or a Star block that is its own anchor */
     if (args->store && !args->n_prefix && !args->combine) {
-        attn_keys keys = store_and_keys(fs, layer, &r, n, args);
-        be->attend_project(fs->xb, &fs->state, fs->att, r.q, n, c->n_heads, c->n_kv_heads,
+        attn_keys keys = store_keys(fs, layer, n, args);
+        be->attend_project(fs->xb, &fs->state, fs->att, fs->q, n, c->n_heads, c->n_kv_heads,
                            c->head_dim, &keys, scale, w->wo, c->hidden_size);
         return;
     }
@@ -166,12 +142,12 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     for (int i = 0; i < args->n_prefix; i++) {
         const kv_span *s = &args->prefix[i];
         attn_keys keys = span_keys(fs, s, layer, 0, s->rows, INT_MAX);
-        be->attn_accumulate(&fs->state, r.q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
+        be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
     if (args->store) {
-        attn_keys keys = store_and_keys(fs, layer, &r, n, args);
-        be->attn_accumulate(&fs->state, r.q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
+        attn_keys keys = store_keys(fs, layer, n, args);
+        be->attn_accumulate(&fs->state, fs->q, n, c->n_heads, c->n_kv_heads, c->head_dim, &keys,
                             scale);
     }
     if (args->combine)
@@ -189,12 +165,12 @@ static void mlp_block(forward_state *fs, int layer, int n)
     const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
     int inter = c->intermediate_size;
-    be->add_rmsnorm(fs->xb, fs->x, fs->xb, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
+    be->add_rmsnorm(fs->xn, fs->x, fs->xb, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
     if (n == 1 && w->w_gate_up) {
-        be->matmul_swiglu(fs->gate_up, fs->xb, w->w_gate_up, c->hidden_size, inter);
+        be->matmul_swiglu(fs->gate_up, fs->xn, w->w_gate_up, c->hidden_size, inter);
         be->matmul(fs->xb, fs->gate_up, w->w_down, n, inter, c->hidden_size);
     } else {
-        be->mlp(fs->xb, fs->hb, fs->hb2, fs->xb, w->w_gate, w->w_up, w->w_down, n, c->hidden_size,
+        be->mlp(fs->xb, fs->hb, fs->hb2, fs->xn, w->w_gate, w->w_up, w->w_down, n, c->hidden_size,
                 inter);
     }
 }
@@ -207,8 +183,8 @@ static const float *lm_head(forward_state *fs, int n, forward_logits which)
     if (rows > fs->logit_rows)
         si_fatal("forward asked for %d rows of logits, sized for %d", rows, fs->logit_rows);
     const float *x = fs->x + (size_t)first * c->hidden_size;
-    be->rmsnorm(fs->xb, x, fs->w->norm, rows, c->hidden_size, c->rms_norm_eps);
-    be->matmul(fs->logits, fs->xb, fs->w->lm_head, rows, c->hidden_size, c->vocab_size);
+    be->rmsnorm(fs->xn, x, fs->w->norm, rows, c->hidden_size, c->rms_norm_eps);
+    be->matmul_logits(fs->logits, fs->xn, fs->w->lm_head, rows, c->hidden_size, c->vocab_size);
     return fs->logits;
 }
 
@@ -240,12 +216,11 @@ const float *forward(forward_state *fs, const int *tokens, const int *pos, int n
     for (int layer = 0; layer < c->n_layers; layer++) {
         const void *norm = fs->w->layers[layer].attn_norm;
         if (layer == 0)
-            be->rmsnorm(fs->xb, fs->x, norm, n, c->hidden_size, c->rms_norm_eps);
+            be->rmsnorm(fs->xn, fs->x, norm, n, c->hidden_size, c->rms_norm_eps);
         else /* with the residual add of the last layer's MLP */
-            be->add_rmsnorm(fs->xb, fs->x, fs->xb, norm, n, c->hidden_size, c->rms_norm_eps);
+            be->add_rmsnorm(fs->xn, fs->x, fs->xb, norm, n, c->hidden_size, c->rms_norm_eps);
         if (kv_only && layer == c->n_layers - 1) {
-            qkv_rows r = project_qkv(fs, layer, pos, n, 1);
-            store_kv(fs, layer, &r, n, args->store);
+            project_qkv(fs, layer, pos, n, args->store, 1);
             break;
         }
         attention_block(fs, layer, pos, n, args);

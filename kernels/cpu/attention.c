@@ -49,9 +49,10 @@ static void fold_row(float *m, float *l, float *o, const float *q, const attn_ke
     }
 }
 
-void cpu_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+void cpu_attn_accumulate(attn_state *s, const void *queries, int nq, int n_heads, int n_kv_heads,
                          int head_dim, const attn_keys *keys, float scale)
 {
+    const float *q = queries;
     int group = n_heads / n_kv_heads;
 #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int i = 0; i < nq; i++) {
@@ -68,8 +69,9 @@ void cpu_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int
     }
 }
 
-void cpu_attn_finalize(float *out, const attn_state *s, int rows, int head_dim)
+void cpu_attn_finalize(void *normalised, const attn_state *s, int rows, int head_dim)
 {
+    float *out = normalised;
 #pragma omp parallel for
     for (int r = 0; r < rows; r++) {
         float inv = s->l[r] > 0.0f ? 1.0f / s->l[r] : 0.0f;
@@ -78,7 +80,7 @@ void cpu_attn_finalize(float *out, const attn_state *s, int rows, int head_dim)
     }
 }
 
-void cpu_attend_project(float *out, attn_state *s, float *att, const float *q, int nq, int n_heads,
+void cpu_attend_project(void *out, attn_state *s, void *att, const void *q, int nq, int n_heads,
                         int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
                         const void *w_o, int rows)
 {

@@ -31,6 +31,16 @@ static void cpu_weight_upload(void *dst, const float *src, size_t count)
     memcpy(dst, src, sizeof(float) * count);
 }
 
+static void cpu_act_upload(void *dst, const float *src, size_t count)
+{
+    memcpy(dst, src, sizeof(float) * count);
+}
+
+static void cpu_act_download(float *dst, const void *src, size_t count)
+{
+    memcpy(dst, src, sizeof(float) * count);
+}
+
 static void cpu_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count)
 {
     memcpy(k_dst, k, sizeof(float) * count);
@@ -65,6 +75,7 @@ static const backend cpu_backend = {
     .host_memory = 1,
     .weight_size = sizeof(float),
     .kv_size = sizeof(float),
+    .act_size = sizeof(float),
     .mem_available = cpu_mem_available,
     .alloc = cpu_alloc,
     .free = cpu_free,
@@ -73,16 +84,18 @@ static const backend cpu_backend = {
     .to_device = cpu_copy,
     .to_host = cpu_copy,
     .weight_upload = cpu_weight_upload,
+    .act_upload = cpu_act_upload,
+    .act_download = cpu_act_download,
     .kv_write = cpu_kv_write,
     .embedding = cpu_embedding,
     .rmsnorm = cpu_rmsnorm,
+    .add_rmsnorm = cpu_add_rmsnorm,
+    .add = cpu_add,
     .matmul = cpu_matmul,
-    .matmul_many = cpu_matmul_many,
-    .rope = cpu_rope,
+    .matmul_logits = cpu_matmul_logits,
+    .qkv = cpu_qkv,
     .matmul_swiglu = cpu_matmul_swiglu,
     .mlp = cpu_mlp,
-    .add = cpu_add,
-    .add_rmsnorm = cpu_add_rmsnorm,
     .attn_init = cpu_attn_init,
     .attn_accumulate = cpu_attn_accumulate,
     .attn_finalize = cpu_attn_finalize,

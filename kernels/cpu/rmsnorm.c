@@ -3,9 +3,10 @@
 #include "kernels/cpu/cpu_ops.h"
 
 /* HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, all in fp32. */
-void cpu_rmsnorm(float *out, const float *x, const void *weights, int n, int dim, float eps)
+void cpu_rmsnorm(void *normed, const float *x, const void *weights, int n, int dim, float eps)
 {
     const float *w = weights;
+    float *out = normed;
 #pragma omp parallel for
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * dim;
@@ -19,12 +20,12 @@ void cpu_rmsnorm(float *out, const float *x, const void *weights, int n, int dim
     }
 }
 
-/* The residual add, then the norm of the sum: each element is read before OUT's is written,
- * so OUT may alias DELTA. */
-void cpu_add_rmsnorm(float *out, float *x, const float *delta, const void *weights, int n,
+/* The residual add, then the norm of the sum. */
+void cpu_add_rmsnorm(void *normed, float *x, const void *deltas, const void *weights, int n,
                      int dim, float eps)
 {
-    const float *w = weights;
+    const float *w = weights, *delta = deltas;
+    float *out = normed;
 #pragma omp parallel for
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * dim;

@@ -24,3 +24,18 @@ void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_di
         }
     }
 }
+
+/* The products straight into Q and the cache's rows (fp32 both), then the rotations in place. */
+void cpu_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos, int n)
+{
+    int qd = p->n_heads * p->head_dim, kvd = p->n_kv_heads * p->head_dim;
+    if (q) {
+        cpu_matmul(q, x, p->wq, n, p->cols, qd);
+        cpu_rope(q, pos, n, qd, p->n_heads, p->head_dim, p->inv_freq);
+    }
+    if (k) {
+        cpu_matmul(k, x, p->wk, n, p->cols, kvd);
+        cpu_matmul(v, x, p->wv, n, p->cols, kvd);
+        cpu_rope(k, pos, n, kvd, p->n_kv_heads, p->head_dim, p->inv_freq);
+    }
+}

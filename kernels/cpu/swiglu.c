@@ -3,14 +3,14 @@
 #include "kernels/cpu/cpu_ops.h"
 
 /* The products side by side in OUT, then the gating over the first half. */
-void cpu_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
+void cpu_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int cols, int inter)
 {
     cpu_matmul(out, x, w_gate_up, 1, cols, 2 * inter);
-    cpu_swiglu(out, out + inter, (size_t)inter);
+    cpu_swiglu(out, (const float *)out + inter, (size_t)inter);
 }
 
 /* The two products, gated in place, then the down projection. */
-void cpu_mlp(float *out, float *gate, float *up, const float *x, const void *w_gate,
+void cpu_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
              const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
     cpu_matmul(gate, x, w_gate, n, hidden, inter);

@@ -1,20 +1,20 @@
 /* A layer's attention over one key set alone, then its output projection (global attention's
  * prefill and decoding). Where cuDNN takes the shape, its normalised bf16 output goes as it is
- * to the projection's GEMM, which reads bf16 rows anyway: no attention state to set up, fold and
- * normalise, and no conversion of the fp32 output. Elsewhere (decoding, short chunks, cuDNN
- * absent) it is the composition every backend has: init, accumulate, finalize, matmul. */
+ * to the projection's GEMM: no attention state to set up, fold and normalise. Elsewhere
+ * (decoding, short chunks, cuDNN absent) it is the composition every backend has: init,
+ * accumulate, finalize, matmul. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
-void cuda_attend_project(float *out, attn_state *s, float *att, const float *q, int nq, int n_heads,
+void cuda_attend_project(void *out, attn_state *s, void *att, const void *q, int nq, int n_heads,
                          int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
                          const void *w_o, int rows)
 {
 #ifdef STARINFER_HAVE_CUDNN
-    const __nv_bfloat16 *o =
-        cuda_attn_cudnn_alone(q, nq, n_heads, n_kv_heads, head_dim, keys, scale);
+    const __nv_bfloat16 *o = cuda_attn_cudnn_alone((const __nv_bfloat16 *)q, nq, n_heads,
+                                                   n_kv_heads, head_dim, keys, scale);
     if (o) {
-        cuda_gemm_bf16(out, o, w_o, nq, n_heads * head_dim, rows);
+        cuda_matmul(out, o, w_o, nq, n_heads * head_dim, rows);
         return;
     }
 #endif
@@ -24,12 +24,12 @@ void cuda_attend_project(float *out, attn_state *s, float *att, const float *q, 
     cuda_matmul(out, att, w_o, nq, n_heads * head_dim, rows);
 }
 
-void cuda_attend_project_f32(float *out, attn_state *s, float *att, const float *q, int nq,
+void cuda_attend_project_f32(void *out, attn_state *s, void *att, const void *q, int nq,
                              int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
                              float scale, const void *w_o, int rows)
 {
     cuda_attn_init(s, nq * n_heads, head_dim);
     cuda_attn_accumulate_f32(s, q, nq, n_heads, n_kv_heads, head_dim, keys, scale);
-    cuda_attn_finalize(att, s, nq * n_heads, head_dim);
+    cuda_attn_finalize_f32(att, s, nq * n_heads, head_dim);
     cuda_matmul_f32(out, att, w_o, nq, n_heads * head_dim, rows);
 }

@@ -20,6 +20,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/overlap.cuh"
+#include "kernels/cuda/weight_format.cuh"
 
 #define BK 64   /* keys per tile */
 #define WARPS 4
@@ -40,7 +41,7 @@ template <int D, int MT> constexpr size_t tile_smem_bytes()
 }
 
 struct tile_args {
-    const float *q;
+    const __nv_bfloat16 *q;
     int nq, n_heads, group;
     const __nv_bfloat16 *k, *v;
     int nk, kv_stride, diag;
@@ -50,22 +51,20 @@ struct tile_args {
     float *part;      /* [splits][rows][2 + D]: m, l, o of each split */
 };
 
-/* Query rows into shared memory as bf16: packed row p is query p / group, head
- * kv_head * group + p % group; rows past the end are zero. */
+/* Query rows into shared memory: packed row p is query p / group, head kv_head * group + p % group;
+ * rows past the end are zero. */
 template <int D, int MT>
 __device__ void load_q(__nv_bfloat16 *sq, const tile_args &a, int p0, int kv_head, int total)
 {
     constexpr int LD = D + PAD, BQ = rows_per_block<MT>();
     for (int e = threadIdx.x; e < BQ * D / 4; e += WARPS * 32) {
         int r = e / (D / 4), c = e % (D / 4) * 4, p = p0 + r;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        uint2 x = make_uint2(0, 0);
         if (p < total) {
             int i = p / a.group, h = kv_head * a.group + p % a.group;
-            x = *reinterpret_cast<const float4 *>(a.q + ((size_t)i * a.n_heads + h) * D + c);
+            x = *reinterpret_cast<const uint2 *>(a.q + ((size_t)i * a.n_heads + h) * D + c);
         }
-        uint32_t *dst = reinterpret_cast<uint32_t *>(sq + r * LD + c);
-        dst[0] = pack_bf16(x.x, x.y);
-        dst[1] = pack_bf16(x.z, x.w);
+        *reinterpret_cast<uint2 *>(sq + r * LD + c) = x;
     }
 }
 
@@ -345,14 +344,15 @@ __global__ void attn_init_kernel(float *m, float *l, float *o, int rows, int d)
     }
 }
 
-__global__ void attn_finalize_kernel(float *out, const float *o, const float *l, int rows, int d)
+template <typename A>
+__global__ void attn_finalize_kernel(A *out, const float *o, const float *l, int rows, int d)
 {
     overlap_release();
     overlap_wait();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)rows * d;
          i += (size_t)gridDim.x * blockDim.x) {
         float li = l[i / d];
-        out[i] = li > 0.0f ? o[i] / li : 0.0f;
+        out[i] = from_f32<A>(li > 0.0f ? o[i] / li : 0.0f);
     }
 }
 
@@ -368,10 +368,18 @@ void cuda_attn_init(attn_state *s, int rows, int head_dim)
                       s->m, s->l, s->o, rows, head_dim);
 }
 
-void cuda_attn_finalize(float *out, const attn_state *s, int rows, int head_dim)
+void cuda_attn_finalize(void *out, const attn_state *s, int rows, int head_dim)
 {
-    launch_overlapped("attn_finalize", attn_finalize_kernel, grid_for((size_t)rows * head_dim),
-                      256, 0, out, (const float *)s->o, (const float *)s->l, rows, head_dim);
+    launch_overlapped("attn_finalize", attn_finalize_kernel<__nv_bfloat16>,
+                      grid_for((size_t)rows * head_dim), 256, 0, (__nv_bfloat16 *)out,
+                      (const float *)s->o, (const float *)s->l, rows, head_dim);
+}
+
+void cuda_attn_finalize_f32(void *out, const attn_state *s, int rows, int head_dim)
+{
+    launch_overlapped("attn_finalize", attn_finalize_kernel<float>,
+                      grid_for((size_t)rows * head_dim), 256, 0, (float *)out, (const float *)s->o,
+                      (const float *)s->l, rows, head_dim);
 }
 
 static int multiprocessors(void)
@@ -448,7 +456,7 @@ static void launch(const tile_args &base, attn_state *s, int nq, int n_heads, in
 }
 
 template <int D>
-static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+static void fold(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
                  const attn_keys *keys, float scale)
 {
     /* The tiles read 16 bytes at a time. */
@@ -489,9 +497,10 @@ static void fold(attn_state *s, const float *q, int nq, int n_heads, int n_kv_he
         launch<D, 1>(a, s, nq, n_heads, n_kv_heads);
 }
 
-void cuda_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+void cuda_attn_accumulate(attn_state *s, const void *queries, int nq, int n_heads, int n_kv_heads,
                           int head_dim, const attn_keys *keys, float scale)
 {
+    const __nv_bfloat16 *q = (const __nv_bfloat16 *)queries;
     switch (head_dim) {
     case 16:
         fold<16>(s, q, nq, n_heads, n_kv_heads, keys, scale);

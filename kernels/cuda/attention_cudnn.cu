@@ -1,6 +1,6 @@
 /* Prefill attention through cuDNN's fused flash attention, where cuDNN is loaded (cudnn_api.h):
- * on Hopper it runs at about twice the rate of our tile kernel (bench/NOTES.md). The query rows
- * are converted to bf16, cuDNN writes the normalised output O (bf16) and each row's log-sum-exp
+ * on Hopper it runs at about twice the rate of our tile kernel (bench/NOTES.md). It reads the
+ * bf16 query rows as they are, writes the normalised output O (bf16) and each row's log-sum-exp
  * (fp32, natural base), and a small kernel folds (O, lse) into the caller's online-softmax state
  * as one more partial state with m = lse, l = 1, o = O, exactly as the merge of Star Attention's
  * phase 2 folds a rank's partial (arXiv 2411.17116, section 2.2).
@@ -384,7 +384,7 @@ __global__ void fold_lse_kernel(float *m, float *l, float *o, const __nv_bfloat1
 /* cuDNN's SDPA of the NQ queries over KEYS' first NK: its output O (bf16, [nq][n_heads][d]) and
  * the log-sum-exp of each row in *LSE, both in scratch; NULL where cuDNN is not loaded or does
  * not take the shape (the caller's kernels must then run). */
-static const __nv_bfloat16 *sdpa(const float *q, int nq, int n_heads, int n_kv_heads, int head_dim,
+static const __nv_bfloat16 *sdpa(const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads, int head_dim,
                                  const attn_keys *keys, int nk, float scale, const float **lse_out)
 {
     int all_visible = keys->diag >= nk, causal = keys->diag == nk - nq;
@@ -399,16 +399,14 @@ static const __nv_bfloat16 *sdpa(const float *q, int nq, int n_heads, int n_kv_h
         return NULL;
 
     size_t elems = (size_t)nq * n_heads * head_dim, rows = (size_t)nq * n_heads;
-    __nv_bfloat16 *qb = (__nv_bfloat16 *)cuda_scratch(SCRATCH_CUDNN_Q, 2 * elems);
     __nv_bfloat16 *ob = (__nv_bfloat16 *)cuda_scratch(SCRATCH_CUDNN_O, 2 * elems);
     float *lse = (float *)cuda_scratch(SCRATCH_CUDNN_STATS, sizeof(float) * rows);
     void *ws = cuda_scratch(SCRATCH_CUDNN_WORKSPACE, (size_t)p->workspace + 16);
-    cuda_f32_to_bf16(qb, q, elems);
 
     float fill = -INFINITY;
     int32_t skv = nk, sq = nq;
     int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_FILL, UID_SKV, UID_SQ};
-    void *ptrs[] = {qb, (void *)keys->k, (void *)keys->v, ob, lse, (void *)&scale, &fill, &skv,
+    void *ptrs[] = {(void *)q, (void *)keys->k, (void *)keys->v, ob, lse, (void *)&scale, &fill, &skv,
                     &sq};
     int64_t n = shape.causal ? 9 : 6;
     cudnnBackendDescriptor_t pack = NULL;
@@ -438,7 +436,7 @@ static const __nv_bfloat16 *sdpa(const float *q, int nq, int n_heads, int n_kv_h
     return ob;
 }
 
-int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+int cuda_attn_cudnn(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
                     int head_dim, const attn_keys *keys, int nk, float scale)
 {
     const float *lse;
@@ -453,8 +451,9 @@ int cuda_attn_cudnn(attn_state *s, const float *q, int nq, int n_heads, int n_kv
     return 1;
 }
 
-const __nv_bfloat16 *cuda_attn_cudnn_alone(const float *q, int nq, int n_heads, int n_kv_heads,
-                                           int head_dim, const attn_keys *keys, float scale)
+const __nv_bfloat16 *cuda_attn_cudnn_alone(const __nv_bfloat16 *q, int nq, int n_heads,
+                                           int n_kv_heads, int head_dim, const attn_keys *keys,
+                                           float scale)
 {
     long reach = (long)nq + keys->diag; /* keys any query row can see */
     int nk = (int)(reach < keys->nk ? reach : keys->nk);

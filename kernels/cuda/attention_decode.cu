@@ -29,7 +29,7 @@
 #define LN2 0.6931471805599453f
 
 struct decode_args {
-    const float *q;
+    const __nv_bfloat16 *q;
     int nq, n_heads, group;
     const __nv_bfloat16 *k, *v;
     int nk, kv_stride, diag;
@@ -89,17 +89,15 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
     int k_end = (int)min((long)min(k_begin + a.split_len, a.nk), (long)a.nq - 1 + a.diag + 1);
     int n_tiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
 
-    /* Query rows as bf16: packed row p is query p / group, head kv_head * group + p % group. */
+    /* Query rows: packed row p is query p / group, head kv_head * group + p % group. */
     for (int e = threadIdx.x; e < ROWS * D / 4; e += WARPS * 32) {
         int p = e / (D / 4), c = e % (D / 4) * 4;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        uint2 x = make_uint2(0, 0);
         if (p < total) {
             int i = p / a.group, h = kv_head * a.group + p % a.group;
-            x = *reinterpret_cast<const float4 *>(a.q + ((size_t)i * a.n_heads + h) * D + c);
+            x = *reinterpret_cast<const uint2 *>(a.q + ((size_t)i * a.n_heads + h) * D + c);
         }
-        uint32_t *dst = reinterpret_cast<uint32_t *>(sq + p * LD + c);
-        dst[0] = pack_bf16(x.x, x.y);
-        dst[1] = pack_bf16(x.z, x.w);
+        *reinterpret_cast<uint2 *>(sq + p * LD + c) = x;
     }
     /* The first STAGES - 1 tiles in flight (an empty group where there are fewer). */
 #pragma unroll
@@ -275,7 +273,7 @@ static unsigned *done_counters(void)
 }
 
 template <int D>
-static void decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+static void decode(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
                    const attn_keys *keys, int nk, float scale)
 {
     static int configured, blocks_per_sm, sms;
@@ -316,7 +314,7 @@ static void decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_
                       smem, a);
 }
 
-void cuda_attn_decode(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+void cuda_attn_decode(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
                       int head_dim, const attn_keys *keys, int nk, float scale)
 {
     switch (head_dim) {

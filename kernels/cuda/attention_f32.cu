@@ -127,9 +127,10 @@ static int warps_per_row(long rows)
     return per_row;
 }
 
-void cuda_attn_accumulate_f32(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
-                              int head_dim, const attn_keys *keys, float scale)
+void cuda_attn_accumulate_f32(attn_state *s, const void *queries, int nq, int n_heads,
+                              int n_kv_heads, int head_dim, const attn_keys *keys, float scale)
 {
+    const float *q = (const float *)queries;
     if (head_dim > MAX_D)
         si_fatal("the CUDA fp32 attention supports head_dim up to %d, not %d\n"
                  "  HINT: run this model with --device cpu",

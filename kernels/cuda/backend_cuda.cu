@@ -1,5 +1,6 @@
-/* The CUDA backend: one GPU per process, bf16 weights and KV cache, fp32 activations; or, in the
- * fp32 precision, fp32 weights and KV cache with every product in fp32, as the CPU computes. Memory
+/* The CUDA backend: one GPU per process, bf16 weights, KV cache and activations around an fp32
+ * residual stream; or, in the fp32 precision, everything in fp32 with every product in fp32, as
+ * the CPU computes. Memory
  * and copies go through checked CUDA calls; the operations live one per file beside this. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,15 +38,61 @@ const int *cuda_upload_ints(int slot, const int *host, int n)
     return dev;
 }
 
-/* The largest GEMM input in bf16 (SCRATCH_GEMM_IN), cuDNN attention's bf16 queries and output
- * and its statistics (at most one float per 16 query values: head_dim >= 16), and 8 MiB for
- * the rest (split partials, cuDNN's workspace, sampling), each grown by a quarter as
- * cuda_scratch grows them. */
+/* The query, key and value products in bf16 before their rotation (SCRATCH_QKV: at most
+ * 3 * Q_DIM per row), cuDNN attention's bf16 output and its statistics (at most one float per 16
+ * query values: head_dim >= 16), and 8 MiB for the rest (split partials, cuDNN's workspace,
+ * sampling), each grown by a quarter as cuda_scratch grows them. */
 static size_t cuda_scratch_bytes(int n, int widest, int q_dim)
 {
+    (void)widest;
     size_t rows = (size_t)(n > 0 ? n : 1);
-    size_t bytes = rows * widest * 2 + rows * q_dim * (2 + 2) + rows * q_dim / 16 * 4;
+    size_t bytes = rows * q_dim * 3 * 2 + rows * q_dim * 2 + rows * q_dim / 16 * 4;
     return bytes + bytes / 4 + (8u << 20);
+}
+
+/* Activations to and from the host: rounded to bf16 there, or fp32 as they are. */
+static void cuda_act_copy_in(void *dst, const float *src, size_t count, size_t act_size)
+{
+    if (act_size == sizeof(float)) {
+        cudaCheck(cudaMemcpy(dst, src, sizeof(float) * count, cudaMemcpyHostToDevice));
+        return;
+    }
+    uint16_t *h = (uint16_t *)mallocCheck(sizeof(uint16_t) * (count ? count : 1), "activations");
+    f32_to_bf16_array(h, src, count);
+    cudaCheck(cudaMemcpy(dst, h, sizeof(uint16_t) * count, cudaMemcpyHostToDevice));
+    free(h);
+}
+
+static void cuda_act_copy_out(float *dst, const void *src, size_t count, size_t act_size)
+{
+    if (act_size == sizeof(float)) {
+        cudaCheck(cudaMemcpy(dst, src, sizeof(float) * count, cudaMemcpyDeviceToHost));
+        return;
+    }
+    uint16_t *h = (uint16_t *)mallocCheck(sizeof(uint16_t) * (count ? count : 1), "activations");
+    cudaCheck(cudaMemcpy(h, src, sizeof(uint16_t) * count, cudaMemcpyDeviceToHost));
+    bf16_to_f32_array(dst, h, count);
+    free(h);
+}
+
+void cuda_act_upload(void *dst, const float *src, size_t count)
+{
+    cuda_act_copy_in(dst, src, count, 2);
+}
+
+void cuda_act_download(float *dst, const void *src, size_t count)
+{
+    cuda_act_copy_out(dst, src, count, 2);
+}
+
+static void cuda_act_upload_f32(void *dst, const float *src, size_t count)
+{
+    cuda_act_copy_in(dst, src, count, sizeof(float));
+}
+
+static void cuda_act_download_f32(float *dst, const void *src, size_t count)
+{
+    cuda_act_copy_out(dst, src, count, sizeof(float));
 }
 
 static size_t cuda_mem_available(void)
@@ -124,14 +171,13 @@ static void cuda_weight_upload_f32(void *dst, const float *src, size_t count)
     cudaCheck(cudaMemcpy(dst, src, sizeof(float) * count, cudaMemcpyHostToDevice));
 }
 
-/* The fp32 precision's scratch: the split partials, sampling and cuBLASLt's workspace only (no
- * bf16 copies, no cuDNN). */
+/* The fp32 precision's scratch: the query, key and value products before their rotation, and
+ * 8 MiB for the split partials and sampling (no cuDNN). */
 static size_t cuda_scratch_bytes_f32(int n, int widest, int q_dim)
 {
-    (void)n;
     (void)widest;
-    (void)q_dim;
-    return 8u << 20;
+    size_t bytes = (size_t)(n > 0 ? n : 1) * q_dim * 3 * sizeof(float);
+    return bytes + bytes / 4 + (8u << 20);
 }
 
 static backend cuda_backend = {
@@ -139,6 +185,7 @@ static backend cuda_backend = {
     .host_memory = 0,
     .weight_size = 2,
     .kv_size = 2,
+    .act_size = 2,
     .mem_available = cuda_mem_available,
     .alloc = cuda_alloc,
     .free = cuda_free,
@@ -147,16 +194,18 @@ static backend cuda_backend = {
     .to_device = cuda_to_device,
     .to_host = cuda_to_host,
     .weight_upload = cuda_weight_upload,
+    .act_upload = cuda_act_upload,
+    .act_download = cuda_act_download,
     .kv_write = cuda_kv_write,
     .embedding = cuda_embedding,
     .rmsnorm = cuda_rmsnorm,
+    .add_rmsnorm = cuda_add_rmsnorm,
+    .add = cuda_add,
     .matmul = cuda_matmul,
-    .matmul_many = cuda_matmul_many,
-    .rope = cuda_rope,
+    .matmul_logits = cuda_matmul_logits,
+    .qkv = cuda_qkv,
     .matmul_swiglu = cuda_matmul_swiglu,
     .mlp = cuda_mlp,
-    .add = cuda_add,
-    .add_rmsnorm = cuda_add_rmsnorm,
     .attn_init = cuda_attn_init,
     .attn_accumulate = cuda_attn_accumulate,
     .attn_finalize = cuda_attn_finalize,
@@ -197,23 +246,30 @@ extern "C" int backend_cuda_cudnn_version(void)
 #endif
 }
 
-/* The bf16 backend with the slots that read weights or the KV cache, or round to bf16, in fp32. */
+/* The bf16 backend with the slots that read or write weights, the KV cache or activations in
+ * fp32. */
 static backend fp32_backend(void)
 {
     backend b = cuda_backend;
     b.name = "cuda-fp32";
     b.weight_size = sizeof(float);
     b.kv_size = sizeof(float);
+    b.act_size = sizeof(float);
     b.weight_upload = cuda_weight_upload_f32;
+    b.act_upload = cuda_act_upload_f32;
+    b.act_download = cuda_act_download_f32;
     b.kv_write = cuda_kv_write_f32;
     b.embedding = cuda_embedding_f32;
     b.rmsnorm = cuda_rmsnorm_f32;
     b.matmul = cuda_matmul_f32;
-    b.matmul_many = cuda_matmul_many_f32;
+    b.matmul_logits = cuda_matmul_logits_f32;
+    b.qkv = cuda_qkv_f32;
     b.matmul_swiglu = cuda_matmul_swiglu_f32;
     b.mlp = cuda_mlp_f32;
+    b.add = cuda_add_f32;
     b.add_rmsnorm = cuda_add_rmsnorm_f32;
     b.attn_accumulate = cuda_attn_accumulate_f32;
+    b.attn_finalize = cuda_attn_finalize_f32;
     b.attend_project = cuda_attend_project_f32;
     b.weight_random = cuda_weight_random_f32;
     b.scratch_bytes = cuda_scratch_bytes_f32;

@@ -1,8 +1,8 @@
-/* out[n][rows] = x[n][cols] . w[rows][cols]^T through cuBLASLt: bf16 operands, fp32
- * accumulation and output. The fp32 activations are rounded to bf16 first (the reference's bf16
- * inference does the same); the weights are bf16 as stored in the checkpoint. One token's product
- * (decoding) goes to gemv.cu instead, which reads the fp32 activations as they are. In the fp32
- * precision both operands are fp32 and so is the arithmetic (CUBLAS_COMPUTE_32F: no TF32).
+/* out[n][rows] = x[n][cols] . w[rows][cols]^T through cuBLASLt: bf16 operands (the activations
+ * and the weights as stored in the checkpoint), fp32 accumulation, the result rounded once to
+ * bf16 (an activation) or kept in fp32 (the logits), as the reference's bf16 inference computes.
+ * One token's product (decoding) goes to gemv.cu instead. In the fp32 precision both operands
+ * and the result are fp32 and so is the arithmetic (CUBLAS_COMPUTE_32F: no TF32).
  *
  * Column-major view: W (row-major rows x cols) is a cols x rows matrix, X is cols x n, and the
  * wanted row-major out is the rows x n column-major product W^T X. */
@@ -92,18 +92,6 @@ static const gemm_plan *plan_for(int n, int cols, int rows, cudaDataType_t type,
     return p;
 }
 
-void cuda_matmul(float *out, const float *x, const void *w, int n, int cols, int rows)
-{
-    if (n == 1 && cuda_gemv_fits(x, w, cols)) {
-        cuda_gemv(out, x, w, cols, rows);
-        return;
-    }
-    __nv_bfloat16 *xb =
-        (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN, sizeof(__nv_bfloat16) * (size_t)n * cols);
-    cuda_f32_to_bf16(xb, x, (size_t)n * cols);
-    cuda_gemm_bf16(out, xb, w, n, cols, rows);
-}
-
 /* out = x . w^T through the plan for the shape and the types. */
 static void gemm(void *out, const void *x, const void *w, int n, int cols, int rows,
                  cudaDataType_t type, cudaDataType_t out_type)
@@ -125,32 +113,33 @@ void cuda_gemm_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *
     gemm(out, x, w, n, cols, rows, CUDA_R_16BF, CUDA_R_16BF);
 }
 
-void cuda_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
-                      int count, int n, int cols)
+void cuda_matmul(void *out, const void *x, const void *w, int n, int cols, int rows)
 {
-    if (n == 1) { /* one token: each product reads X as it is (gemv.cu) */
-        for (int i = 0; i < count; i++)
-            cuda_matmul(out[i], x, w[i], n, cols, rows[i]);
-        return;
-    }
-    __nv_bfloat16 *xb =
-        (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN, sizeof(__nv_bfloat16) * (size_t)n * cols);
-    cuda_f32_to_bf16(xb, x, (size_t)n * cols);
-    for (int i = 0; i < count; i++)
-        cuda_gemm_bf16(out[i], xb, w[i], n, cols, rows[i]);
+    const __nv_bfloat16 *xb = (const __nv_bfloat16 *)x;
+    if (n == 1 && cuda_gemv_fits(x, w, cols))
+        cuda_gemv_bf16_out((__nv_bfloat16 *)out, xb, w, cols, rows);
+    else
+        cuda_gemm_bf16_out((__nv_bfloat16 *)out, xb, w, n, cols, rows);
+}
+
+void cuda_matmul_logits(float *out, const void *x, const void *w, int n, int cols, int rows)
+{
+    const __nv_bfloat16 *xb = (const __nv_bfloat16 *)x;
+    if (n == 1 && cuda_gemv_fits(x, w, cols))
+        cuda_gemv(out, xb, w, cols, rows);
+    else
+        cuda_gemm_bf16(out, xb, w, n, cols, rows);
 }
 
 /* The fp32 precision's products: X and W as they are, one token included. */
-void cuda_matmul_f32(float *out, const float *x, const void *w, int n, int cols, int rows)
+void cuda_matmul_f32(void *out, const void *x, const void *w, int n, int cols, int rows)
 {
     gemm(out, x, w, n, cols, rows, CUDA_R_32F, CUDA_R_32F);
 }
 
-void cuda_matmul_many_f32(float *const *out, const float *x, const void *const *w, const int *rows,
-                          int count, int n, int cols)
+void cuda_matmul_logits_f32(float *out, const void *x, const void *w, int n, int cols, int rows)
 {
-    for (int i = 0; i < count; i++)
-        cuda_matmul_f32(out[i], x, w[i], n, cols, rows[i]);
+    cuda_matmul_f32(out, x, w, n, cols, rows);
 }
 
 struct product_args {

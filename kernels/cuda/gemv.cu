@@ -1,5 +1,5 @@
-/* out[rows] = w[rows][cols] . x[cols] for one token (decoding): bf16 weights, fp32 activations
- * and accumulation. A decoded token's products read every weight once and do two FLOPs per
+/* out[rows] = w[rows][cols] . x[cols] for one token (decoding): bf16 weights and activations,
+ * fp32 accumulation, the result in fp32 (logits) or rounded to bf16 (an activation). A decoded token's products read every weight once and do two FLOPs per
  * weight, so they are bound by memory: cuBLASLt's kernels for one column, with the activations
  * first rounded to bf16 by a kernel of their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s
  * (bench/NOTES.md, entry 6). Here one warp takes a row: each lane streams 16-byte pieces of the
@@ -15,21 +15,33 @@
 #define WARPS_PER_BLOCK 8
 #define IN_FLIGHT 16
 
-static __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b)
+static __device__ __forceinline__ float dot8(uint4 w, uint4 x)
 {
-    float2 w0 = __bfloat1622float2(*(const __nv_bfloat162 *)&w.x);
-    float2 w1 = __bfloat1622float2(*(const __nv_bfloat162 *)&w.y);
-    float2 w2 = __bfloat1622float2(*(const __nv_bfloat162 *)&w.z);
-    float2 w3 = __bfloat1622float2(*(const __nv_bfloat162 *)&w.w);
-    return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y +
-           w3.x * b.z + w3.y * b.w;
+    const __nv_bfloat162 *wp = (const __nv_bfloat162 *)&w, *xp = (const __nv_bfloat162 *)&x;
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 a = __bfloat1622float2(wp[k]), b = __bfloat1622float2(xp[k]);
+        sum += a.x * b.x + a.y * b.y;
+    }
+    return sum;
+}
+
+static __device__ __forceinline__ void store(float *out, float v)
+{
+    *out = v;
+}
+
+static __device__ __forceinline__ void store(__nv_bfloat16 *out, float v)
+{
+    *out = __float2bfloat16_rn(v);
 }
 
 /* PAIRED = 1: out[row] = w[row] . x. PAIRED = 2: out[row] = silu(w[row] . x) * (w[rows + row] . x),
  * the two rows' loads interleaved. */
-template <int PAIRED>
+template <int PAIRED, typename OUT>
 __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
-    gemv_kernel(float *out, const float *x, const __nv_bfloat16 *w, int cols, int rows)
+    gemv_kernel(OUT *out, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int cols, int rows)
 {
     int row = blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= rows)
@@ -38,7 +50,7 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
 #pragma unroll
     for (int k = 0; k < PAIRED; k++)
         wr[k] = (const uint4 *)(w + ((size_t)k * rows + row) * cols);
-    const float4 *x4 = (const float4 *)x;
+    const uint4 *x8 = (const uint4 *)x;
     int pieces = cols / 8;
     float acc[PAIRED] = {};
     for (int p0 = lane; p0 < pieces; p0 += 32 * IN_FLIGHT) {
@@ -55,10 +67,10 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
         for (int u = 0; u < IN_FLIGHT; u++) {
             int p = p0 + 32 * u;
             if (p < pieces) {
-                float4 a = __ldg(x4 + 2 * p), b = __ldg(x4 + 2 * p + 1);
+                uint4 a = __ldg(x8 + p);
 #pragma unroll
                 for (int k = 0; k < PAIRED; k++)
-                    acc[k] += dot8(wv[k][u], a, b);
+                    acc[k] += dot8(wv[k][u], a);
             }
         }
     }
@@ -68,34 +80,50 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
             acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], off);
     if (lane == 0) {
         if constexpr (PAIRED == 2)
-            out[row] = acc[0] / (1.0f + expf(-acc[0])) * acc[1];
+            store(out + row, acc[0] / (1.0f + expf(-acc[0])) * acc[1]);
         else
-            out[row] = acc[0];
+            store(out + row, acc[0]);
     }
 }
 
-int cuda_gemv_fits(const float *x, const void *w, int cols)
+int cuda_gemv_fits(const void *x, const void *w, int cols)
 {
     return cols % 8 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)w % 16 == 0;
 }
 
-void cuda_gemv(float *out, const float *x, const void *w, int cols, int rows)
+static int blocks_for(int rows)
 {
-    int blocks = (rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
-    gemv_kernel<1><<<blocks, WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w, cols,
-                                                     rows);
+    return (rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
+}
+
+void cuda_gemv(float *out, const __nv_bfloat16 *x, const void *w, int cols, int rows)
+{
+    gemv_kernel<1, float><<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(
+        out, x, (const __nv_bfloat16 *)w, cols, rows);
     cudaCheckLaunch("gemv");
 }
 
-void cuda_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
+void cuda_gemv_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int cols,
+                        int rows)
+{
+    gemv_kernel<1, __nv_bfloat16><<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(
+        out, x, (const __nv_bfloat16 *)w, cols, rows);
+    cudaCheckLaunch("gemv");
+}
+
+/* The gated rows in bf16 (OUT's first INTER values); where the kernel does not fit, both products
+ * side by side in OUT's room first, then the gating. */
+void cuda_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int cols, int inter)
 {
     if (!cuda_gemv_fits(x, w_gate_up, cols)) {
-        cuda_matmul(out, x, w_gate_up, 1, cols, 2 * inter);
-        cuda_swiglu(out, out + inter, (size_t)inter);
+        float *both = (float *)cuda_scratch(SCRATCH_QKV, sizeof(float) * 2 * (size_t)inter);
+        cuda_gemm_bf16(both, (const __nv_bfloat16 *)x, w_gate_up, 1, cols, 2 * inter);
+        cuda_swiglu(both, both + inter, (size_t)inter);
+        cuda_f32_to_bf16((__nv_bfloat16 *)out, both, (size_t)inter);
         return;
     }
-    int blocks = (inter + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
-    gemv_kernel<2><<<blocks, WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w_gate_up,
-                                                     cols, inter);
+    gemv_kernel<2, __nv_bfloat16><<<blocks_for(inter), WARPS_PER_BLOCK * 32>>>(
+        (__nv_bfloat16 *)out, (const __nv_bfloat16 *)x, (const __nv_bfloat16 *)w_gate_up, cols,
+        inter);
     cudaCheckLaunch("gemv with swiglu");
 }

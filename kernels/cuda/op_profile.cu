@@ -134,46 +134,45 @@ static void p_embedding(float *out, const void *table, const int *ids, int n, in
     TIMED("embedding", inner.embedding(out, table, ids, n, dim));
 }
 
-static void p_rmsnorm(float *out, const float *x, const void *w, int n, int dim, float eps)
+static void p_rmsnorm(void *out, const float *x, const void *w, int n, int dim, float eps)
 {
     TIMED("rmsnorm", inner.rmsnorm(out, x, w, n, dim, eps));
 }
 
-static void p_add_rmsnorm(float *out, float *x, const float *delta, const void *w, int n, int dim,
+static void p_add_rmsnorm(void *out, float *x, const void *delta, const void *w, int n, int dim,
                           float eps)
 {
     TIMED("add_rmsnorm", inner.add_rmsnorm(out, x, delta, w, n, dim, eps));
 }
 
-static void p_matmul(float *out, const float *x, const void *w, int n, int cols, int rows)
+static void p_matmul(void *out, const void *x, const void *w, int n, int cols, int rows)
 {
     char name[40];
     snprintf(name, sizeof name, "matmul %dx%d", rows, cols);
     TIMED(name, inner.matmul(out, x, w, n, cols, rows));
 }
 
-static void p_matmul_many(float *const *out, const float *x, const void *const *w, const int *rows,
-                          int count, int n, int cols)
+static void p_matmul_logits(float *out, const void *x, const void *w, int n, int cols, int rows)
 {
-    char name[48];
-    snprintf(name, sizeof name, "matmul_many %d x %dx%d", count, rows[0], cols);
-    TIMED(name, inner.matmul_many(out, x, w, rows, count, n, cols));
+    char name[40];
+    snprintf(name, sizeof name, "matmul_logits %dx%d", rows, cols);
+    TIMED(name, inner.matmul_logits(out, x, w, n, cols, rows));
 }
 
-static void p_matmul_swiglu(float *out, const float *x, const void *w_gate_up, int cols, int inter)
+static void p_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos,
+                  int n)
+{
+    TIMED("qkv", inner.qkv(q, k, v, x, p, pos, n));
+}
+
+static void p_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int cols, int inter)
 {
     char name[40];
     snprintf(name, sizeof name, "matmul_swiglu %dx%d", 2 * inter, cols);
     TIMED(name, inner.matmul_swiglu(out, x, w_gate_up, cols, inter));
 }
 
-static void p_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
-                   const float *inv_freq)
-{
-    TIMED("rope", inner.rope(x, pos, n, row, n_heads, head_dim, inv_freq));
-}
-
-static void p_mlp(float *out, float *gate, float *up, const float *x, const void *w_gate,
+static void p_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
                   const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
     char name[48];
@@ -181,7 +180,7 @@ static void p_mlp(float *out, float *gate, float *up, const float *x, const void
     TIMED(name, inner.mlp(out, gate, up, x, w_gate, w_up, w_down, n, hidden, inter));
 }
 
-static void p_add(float *y, const float *x, size_t n)
+static void p_add(float *y, const void *x, size_t n)
 {
     TIMED("add", inner.add(y, x, n));
 }
@@ -191,19 +190,19 @@ static void p_attn_init(attn_state *s, int rows, int head_dim)
     TIMED("attn_init", inner.attn_init(s, rows, head_dim));
 }
 
-static void p_attn_accumulate(attn_state *s, const float *q, int nq, int n_heads, int n_kv_heads,
+static void p_attn_accumulate(attn_state *s, const void *q, int nq, int n_heads, int n_kv_heads,
                               int head_dim, const attn_keys *keys, float scale)
 {
     TIMED("attn_accumulate",
           inner.attn_accumulate(s, q, nq, n_heads, n_kv_heads, head_dim, keys, scale));
 }
 
-static void p_attn_finalize(float *out, const attn_state *s, int rows, int head_dim)
+static void p_attn_finalize(void *out, const attn_state *s, int rows, int head_dim)
 {
     TIMED("attn_finalize", inner.attn_finalize(out, s, rows, head_dim));
 }
 
-static void p_attend_project(float *out, attn_state *s, float *att, const float *q, int nq,
+static void p_attend_project(void *out, attn_state *s, void *att, const void *q, int nq,
                              int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
                              float scale, const void *w_o, int rows)
 {
@@ -230,10 +229,10 @@ const backend *cuda_op_profile_wrap(const backend *be)
     wrapped.rmsnorm = p_rmsnorm;
     wrapped.add_rmsnorm = p_add_rmsnorm;
     wrapped.matmul = p_matmul;
+    wrapped.matmul_logits = p_matmul_logits;
+    wrapped.qkv = p_qkv;
     wrapped.matmul_swiglu = p_matmul_swiglu;
-    wrapped.rope = p_rope;
     wrapped.mlp = p_mlp;
-    wrapped.matmul_many = p_matmul_many;
     wrapped.add = p_add;
     wrapped.attn_init = p_attn_init;
     wrapped.attn_accumulate = p_attn_accumulate;

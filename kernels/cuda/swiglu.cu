@@ -1,6 +1,6 @@
-/* gate = silu(gate) * up, elementwise, in fp32; and the MLP of a prefill chunk, whose gate and
- * up products stay in bf16 from the GEMMs that make them to the one that reads them gated (as
- * bf16 inference keeps them), or in fp32 in the fp32 precision. */
+/* gate = silu(gate) * up, elementwise, in fp32; and the MLP of a chunk, whose gate and up
+ * products stay in bf16 from the GEMMs that make them to the one that reads them gated (as bf16
+ * inference keeps them), or in fp32 in the fp32 precision. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -13,10 +13,11 @@ __global__ void swiglu_kernel(float *gate, const float *up, size_t n)
     }
 }
 
+static int grid_for(size_t n);
+
 void cuda_swiglu(float *gate, const float *up, size_t n)
 {
-    size_t blocks = (n + 255) / 256;
-    swiglu_kernel<<<(int)(blocks < 65536 ? blocks : 65536), 256>>>(gate, up, n);
+    swiglu_kernel<<<grid_for(n), 256>>>(gate, up, n);
     cudaCheckLaunch("swiglu");
 }
 
@@ -32,42 +33,51 @@ __global__ void swiglu_bf16_kernel(__nv_bfloat162 *gate, const __nv_bfloat162 *u
     }
 }
 
-/* One token reads its rows as they are (gemv.cu). More: X to bf16 once, the gate and up products
- * in bf16 in GATE and UP's room, gated there in place, and that the down projection's input. */
-void cuda_mlp(float *out, float *gate, float *up, const float *x, const void *w_gate,
+/* gate = silu(gate) * up on bf16 products, in place, one at a time (an odd INTER). */
+__global__ void swiglu_bf16_odd_kernel(__nv_bfloat16 *gate, const __nv_bfloat16 *up, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float g = __bfloat162float(gate[i]);
+        gate[i] = __float2bfloat16_rn(g / (1.0f + expf(-g)) * __bfloat162float(up[i]));
+    }
+}
+
+static int grid_for(size_t n)
+{
+    size_t blocks = (n + 255) / 256;
+    return (int)(blocks < 65536 ? (blocks ? blocks : 1) : 65536);
+}
+
+/* The gate and up products in bf16 in GATE and UP's room, gated there in place, and that the
+ * down projection's input. */
+void cuda_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
               const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
-    if (n == 1 || inter % 2) {
-        float *products[] = {gate, up};
-        const void *w[] = {w_gate, w_up};
-        int rows[] = {inter, inter};
-        cuda_matmul_many(products, x, w, rows, 2, n, hidden);
-        cuda_swiglu(gate, up, (size_t)n * inter);
-        cuda_matmul(out, gate, w_down, n, inter, hidden);
-        return;
-    }
-    __nv_bfloat16 *xb =
-        (__nv_bfloat16 *)cuda_scratch(SCRATCH_GEMM_IN, sizeof(__nv_bfloat16) * (size_t)n * hidden);
-    cuda_f32_to_bf16(xb, x, (size_t)n * hidden);
     __nv_bfloat16 *g = (__nv_bfloat16 *)gate, *u = (__nv_bfloat16 *)up;
-    cuda_gemm_bf16_out(g, xb, w_gate, n, hidden, inter);
-    cuda_gemm_bf16_out(u, xb, w_up, n, hidden, inter);
-    size_t pairs = (size_t)n * inter / 2, blocks = (pairs + 255) / 256;
-    swiglu_bf16_kernel<<<(int)(blocks < 65536 ? blocks : 65536), 256>>>(
-        (__nv_bfloat162 *)g, (const __nv_bfloat162 *)u, pairs);
+    cuda_matmul(g, x, w_gate, n, hidden, inter);
+    cuda_matmul(u, x, w_up, n, hidden, inter);
+    size_t elems = (size_t)n * inter;
+    if (inter % 2) {
+        swiglu_bf16_odd_kernel<<<grid_for(elems), 256>>>(g, u, elems);
+    } else {
+        swiglu_bf16_kernel<<<grid_for(elems / 2), 256>>>(
+            (__nv_bfloat162 *)g, (const __nv_bfloat162 *)u, elems / 2);
+    }
     cudaCheckLaunch("swiglu in bf16");
-    cuda_gemm_bf16(out, g, w_down, n, inter, hidden);
+    cuda_matmul(out, g, w_down, n, inter, hidden);
 }
 
 /* The fp32 precision's MLP, in the CPU's order: the products, then the gating, then the down
  * projection (one token: its first half, with the weights back to back). */
-void cuda_matmul_swiglu_f32(float *out, const float *x, const void *w_gate_up, int cols, int inter)
+void cuda_matmul_swiglu_f32(void *out, const void *x, const void *w_gate_up, int cols, int inter)
 {
-    cuda_matmul_f32(out, x, w_gate_up, 1, cols, 2 * inter);
-    cuda_swiglu(out, out + inter, (size_t)inter);
+    float *both = (float *)out;
+    cuda_matmul_f32(both, x, w_gate_up, 1, cols, 2 * inter);
+    cuda_swiglu(both, both + inter, (size_t)inter);
 }
 
-void cuda_mlp_f32(float *out, float *gate, float *up, const float *x, const void *w_gate,
+void cuda_mlp_f32(void *out, float *gate, float *up, const void *x, const void *w_gate,
                   const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
     cuda_matmul_f32(gate, x, w_gate, n, hidden, inter);

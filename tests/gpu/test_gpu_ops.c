@@ -1,9 +1,10 @@
 /* Every CUDA operation against the CPU reference backend on fresh random inputs (after
  * llama.cpp's test-backend-ops): normalised error ||gpu - cpu|| / ||cpu|| per op and shape.
  *
- * Where the CUDA backend rounds to bf16 (weights, GEMM inputs, the KV cache) the CPU is given the
- * same bf16-rounded values, so what remains is each kernel's own arithmetic: fp32 throughout,
- * in another order. With --fp32 the backend runs in its fp32 precision, the inputs are not
+ * Where the CUDA backend keeps bf16 (weights, the KV cache, the activations between operations)
+ * the CPU is given the same bf16-rounded inputs, and its outputs are rounded to bf16 as the GPU
+ * stores them, so what remains is each kernel's own arithmetic (fp32 throughout, in another
+ * order) and the roundings it makes in between. With --fp32 the backend runs in its fp32 precision, the inputs are not
  * rounded, and every op must agree to FP32_TOLERANCE: a bf16 rounding anywhere would show as
  * about 1e-3. Exits 77 (skipped) on a machine without a GPU. */
 #include <limits.h>
@@ -16,6 +17,9 @@
 #include "kernels/convert.h"
 
 #define TOLERANCE 1e-4
+/* An output stored in bf16, against the CPU's rounded the same way: where the two fp32 results
+ * straddle a rounding boundary they land one bf16 step (2^-8 relative) apart. */
+#define ACT_TOLERANCE 1e-3
 /* The attention kernel gives the tensor cores the queries and the softmax weights P in bf16 (as
  * FlashAttention does). The CPU is given the same bf16 queries; P's rounding remains: a relative
  * 2^-9 per weight, which averages out over the keys. */
@@ -61,6 +65,29 @@ static float *download(const float *d, size_t n)
     return h;
 }
 
+/* Activations in the backend's format (bf16, or fp32 with --fp32), in room for fp32 values. */
+static void *upload_act(const float *h, size_t n)
+{
+    void *d = gpu->alloc(sizeof(float) * (n ? n : 1), "test activations");
+    gpu->act_upload(d, h, n);
+    return d;
+}
+
+static float *download_act(const void *d, size_t n)
+{
+    float *h = malloc(sizeof(float) * (n ? n : 1));
+    gpu->act_download(h, d, n);
+    return h;
+}
+
+/* The CPU's fp32 result as the GPU stores an activation. */
+static void round_act(float *v, size_t n)
+{
+    if (gpu->act_size == 2)
+        for (size_t i = 0; i < n; i++)
+            v[i] = bf16_to_f32(f32_to_bf16(v[i]));
+}
+
 static void *upload_weights(const float *h, size_t n)
 {
     void *d = gpu->alloc(gpu->weight_size * n, "test weights");
@@ -91,20 +118,25 @@ static void check(const char *op, const char *shape, const float *got, const flo
     check_tol(op, shape, got, want, n, TOLERANCE);
 }
 
+/* An activation's product, and the logits' (fp32 out). */
 static void test_matmul(int n, int cols, int rows)
 {
     float *x = random_buf((size_t)n * cols, 1, 1), *w = random_buf((size_t)rows * cols, 0.1f, 1);
     float *want = malloc(sizeof(float) * n * rows);
     cpu->matmul(want, x, w, n, cols, rows);
-    float *dx = upload(x, (size_t)n * cols), *dout = upload(want, (size_t)n * rows);
-    void *dw = upload_weights(w, (size_t)rows * cols);
+    void *dx = upload_act(x, (size_t)n * cols), *dw = upload_weights(w, (size_t)rows * cols);
+    float *dlogits = upload(want, (size_t)n * rows);
+    void *dout = upload_act(want, (size_t)n * rows);
     gpu->matmul(dout, dx, dw, n, cols, rows);
-    float *got = download(dout, (size_t)n * rows);
+    gpu->matmul_logits(dlogits, dx, dw, n, cols, rows);
+    float *got = download_act(dout, (size_t)n * rows), *got_logits = download(dlogits, n * rows);
     char shape[64];
     snprintf(shape, sizeof shape, "n=%d cols=%d rows=%d", n, cols, rows);
-    check("matmul", shape, got, want, (size_t)n * rows);
-    gpu->free(dx), gpu->free(dout), gpu->free(dw);
-    free(x), free(w), free(want), free(got);
+    check("matmul_logits", shape, got_logits, want, (size_t)n * rows);
+    round_act(want, (size_t)n * rows);
+    check_tol("matmul", shape, got, want, (size_t)n * rows, ACT_TOLERANCE);
+    gpu->free(dx), gpu->free(dout), gpu->free(dw), gpu->free(dlogits);
+    free(x), free(w), free(want), free(got), free(got_logits);
 }
 
 /* One token's gate and up products, gated (the weights side by side as one matrix). */
@@ -113,13 +145,14 @@ static void test_matmul_swiglu(int cols, int inter)
     float *x = random_buf(cols, 1, 1), *w = random_buf((size_t)2 * inter * cols, 0.1f, 1);
     float *want = malloc(sizeof(float) * 2 * inter);
     cpu->matmul_swiglu(want, x, w, cols, inter);
-    float *dx = upload(x, cols), *dout = upload(want, (size_t)2 * inter);
+    void *dx = upload_act(x, cols), *dout = upload(want, (size_t)2 * inter);
     void *dw = upload_weights(w, (size_t)2 * inter * cols);
     gpu->matmul_swiglu(dout, dx, dw, cols, inter);
-    float *got = download(dout, inter);
+    float *got = download_act(dout, inter);
     char shape[64];
     snprintf(shape, sizeof shape, "cols=%d inter=%d", cols, inter);
-    check("matmul_swiglu", shape, got, want, inter);
+    round_act(want, inter);
+    check_tol("matmul_swiglu", shape, got, want, inter, ACT_TOLERANCE);
     gpu->free(dx), gpu->free(dout), gpu->free(dw);
     free(x), free(w), free(want), free(got);
 }
@@ -129,35 +162,38 @@ static void test_rmsnorm(int n, int dim)
     float *x = random_buf((size_t)n * dim, 3, 0), *w = random_buf(dim, 1, 1);
     float *want = malloc(sizeof(float) * n * dim);
     cpu->rmsnorm(want, x, w, n, dim, 1e-5f);
-    float *dx = upload(x, (size_t)n * dim), *dout = upload(x, (size_t)n * dim);
-    void *dw = upload_weights(w, dim);
+    float *dx = upload(x, (size_t)n * dim);
+    void *dout = upload_act(x, (size_t)n * dim), *dw = upload_weights(w, dim);
     gpu->rmsnorm(dout, dx, dw, n, dim, 1e-5f);
-    float *got = download(dout, (size_t)n * dim);
+    float *got = download_act(dout, (size_t)n * dim);
     char shape[64];
     snprintf(shape, sizeof shape, "n=%d dim=%d", n, dim);
-    check("rmsnorm", shape, got, want, (size_t)n * dim);
+    round_act(want, (size_t)n * dim);
+    check_tol("rmsnorm", shape, got, want, (size_t)n * dim, ACT_TOLERANCE);
     gpu->free(dx), gpu->free(dout), gpu->free(dw);
     free(x), free(w), free(want), free(got);
 }
 
-/* The residual form: both the updated X and the normed output are compared. */
+/* The residual form (a block's output DELTA into the fp32 stream X): both the updated X and the
+ * normed output are compared. */
 static void test_add_rmsnorm(int n, int dim)
 {
     size_t count = (size_t)n * dim;
-    float *x = random_buf(count, 3, 0), *delta = random_buf(count, 1, 0);
+    float *x = random_buf(count, 3, 0), *delta = random_buf(count, 1, 1);
     float *w = random_buf(dim, 1, 1);
     float *want_x = malloc(sizeof(float) * count), *want = malloc(sizeof(float) * count);
     memcpy(want_x, x, sizeof(float) * count);
     cpu->add_rmsnorm(want, want_x, delta, w, n, dim, 1e-5f);
-    float *dx = upload(x, count), *dd = upload(delta, count);
-    void *dw = upload_weights(w, dim);
-    gpu->add_rmsnorm(dd, dx, dd, dw, n, dim, 1e-5f); /* the output over DELTA, as forward() does */
-    float *got = download(dd, count), *got_x = download(dx, count);
+    float *dx = upload(x, count);
+    void *dd = upload_act(delta, count), *dout = upload_act(x, count), *dw = upload_weights(w, dim);
+    gpu->add_rmsnorm(dout, dx, dd, dw, n, dim, 1e-5f);
+    float *got = download_act(dout, count), *got_x = download(dx, count);
     char shape[64];
     snprintf(shape, sizeof shape, "n=%d dim=%d", n, dim);
     check("add_rmsnorm x", shape, got_x, want_x, count);
-    check("add_rmsnorm", shape, got, want, count);
-    gpu->free(dx), gpu->free(dd), gpu->free(dw);
+    round_act(want, count);
+    check_tol("add_rmsnorm", shape, got, want, count, ACT_TOLERANCE);
+    gpu->free(dx), gpu->free(dd), gpu->free(dw), gpu->free(dout);
     free(x), free(delta), free(w), free(want_x), free(want), free(got), free(got_x);
 }
 
@@ -180,35 +216,77 @@ static void test_embedding(int n, int vocab, int dim)
     free(table), free(ids), free(want), free(got);
 }
 
-static void test_rope(int n, int heads, int head_dim, int first_pos)
+/* The queries, keys and values of N tokens from their normed rows: the products, then the
+ * rotation of the queries and keys at positions FIRST_POS on, the keys and values written in the
+ * cache's format. PACKED: the three weights back to back (one product on the GPU); WHICH: 'a'
+ * all, 'q' the queries only (a rank without the store), 'k' the keys and values only (the last
+ * layer of an encoded block). On the GPU the products are rounded to bf16 before the rotation,
+ * as bf16 inference computes them, and the rotated rows again: two roundings, where the CPU's
+ * fp32 result is rounded once. */
+#define QKV_TOLERANCE 3e-3
+static void test_qkv(int n, int cols, int heads, int kv_heads, int d, int first_pos, int packed,
+                     char which)
 {
-    size_t count = (size_t)n * heads * head_dim;
-    float *x = random_buf(count, 1, 0), *want = malloc(sizeof(float) * count);
-    float *inv = malloc(sizeof(float) * head_dim / 2);
-    for (int j = 0; j < head_dim / 2; j++)
-        inv[j] = 1.0f / powf(500000.0f, 2.0f * j / head_dim);
+    int qd = heads * d, kvd = kv_heads * d, all = qd + 2 * kvd;
+    float *x = random_buf((size_t)n * cols, 1, 1), *w = random_buf((size_t)all * cols, 0.1f, 1);
+    float *inv = malloc(sizeof(float) * d / 2);
+    for (int j = 0; j < d / 2; j++)
+        inv[j] = 1.0f / powf(500000.0f, 2.0f * j / d);
     int *pos = malloc(sizeof(int) * n);
     for (int i = 0; i < n; i++)
         pos[i] = first_pos + i;
-    memcpy(want, x, sizeof(float) * count);
-    cpu->rope(want, pos, n, heads * head_dim, heads, head_dim, inv);
-    float *dx = upload(x, count), *dinv = upload(inv, head_dim / 2);
-    gpu->rope(dx, pos, n, heads * head_dim, heads, head_dim, dinv);
-    float *got = download(dx, count);
-    char shape[64];
-    snprintf(shape, sizeof shape, "n=%d heads=%d d=%d pos=%d..", n, heads, head_dim, first_pos);
-    check("rope", shape, got, want, count);
-    gpu->free(dx), gpu->free(dinv);
-    free(x), free(want), free(inv), free(pos), free(got);
+    int want_q = which != 'k', want_kv = which != 'q';
+    float *q = malloc(sizeof(float) * n * qd), *k = malloc(sizeof(float) * n * kvd),
+          *v = malloc(sizeof(float) * n * kvd);
+    qkv_proj hp = {w, w + (size_t)qd * cols, w + (size_t)(qd + kvd) * cols, w, inv, cols, heads,
+                   kv_heads, d};
+    cpu->qkv(want_q ? q : NULL, want_kv ? k : NULL, v, x, &hp, pos, n);
+
+    /* the cache holds bf16 (or fp32) as the activations do: read back as activations */
+    if (gpu->kv_size != gpu->act_size) {
+        printf("qkv: the cache's format is not the activations'\n");
+        failures++;
+        return;
+    }
+    void *dx = upload_act(x, (size_t)n * cols), *dw = upload_weights(w, (size_t)all * cols);
+    float *dinv = upload(inv, d / 2);
+    void *dq = upload_act(q, (size_t)n * qd), *dk = upload_act(k, (size_t)n * kvd),
+         *dv = upload_act(v, (size_t)n * kvd);
+    size_t ws = gpu->weight_size;
+    qkv_proj gp = {dw, (char *)dw + ws * qd * cols, (char *)dw + ws * (qd + kvd) * cols,
+                   packed ? dw : NULL, dinv, cols, heads, kv_heads, d};
+    gpu->qkv(want_q ? dq : NULL, want_kv ? dk : NULL, dv, dx, &gp, pos, n);
+    char shape[96];
+    snprintf(shape, sizeof shape, "n=%d cols=%d h=%d/%d d=%d pos=%d.. %s%s", n, cols, heads,
+             kv_heads, d, first_pos, packed ? "packed" : "apart",
+             which == 'q' ? " q only" : which == 'k' ? " k, v only" : "");
+    if (want_q) {
+        float *got = download_act(dq, (size_t)n * qd);
+        round_act(q, (size_t)n * qd);
+        check_tol("qkv q", shape, got, q, (size_t)n * qd, QKV_TOLERANCE);
+        free(got);
+    }
+    if (want_kv) {
+        float *got_k = download_act(dk, (size_t)n * kvd), *got_v = download_act(dv, n * kvd);
+        round_act(k, (size_t)n * kvd);
+        round_act(v, (size_t)n * kvd);
+        check_tol("qkv k", shape, got_k, k, (size_t)n * kvd, QKV_TOLERANCE);
+        check_tol("qkv v", shape, got_v, v, (size_t)n * kvd, ACT_TOLERANCE);
+        free(got_k), free(got_v);
+    }
+    gpu->free(dx), gpu->free(dw), gpu->free(dinv), gpu->free(dq), gpu->free(dk), gpu->free(dv);
+    free(x), free(w), free(inv), free(pos), free(q), free(k), free(v);
 }
 
+/* The last layer's output (an activation) into the fp32 residual stream. */
 static void test_add(size_t n)
 {
-    float *a = random_buf(n, 4, 0), *b = random_buf(n, 4, 0);
+    float *a = random_buf(n, 4, 0), *b = random_buf(n, 4, 1);
     float *want = malloc(sizeof(float) * n);
     memcpy(want, a, sizeof(float) * n);
     cpu->add(want, b, n);
-    float *da = upload(a, n), *db = upload(b, n);
+    float *da = upload(a, n);
+    void *db = upload_act(b, n);
     gpu->add(da, db, n);
     float *got = download(da, n);
     char shape[64];
@@ -218,38 +296,9 @@ static void test_add(size_t n)
     free(a), free(b), free(want), free(got);
 }
 
-/* Three products of the same rows (q, k and v), X converted once on the GPU. */
-static void test_matmul_many(int n, int cols)
-{
-    enum { COUNT = 3 };
-    int rows[COUNT] = {96, 40, 40};
-    float *x = random_buf((size_t)n * cols, 1, 1), *w[COUNT], *want[COUNT], *dout[COUNT];
-    void *dw[COUNT];
-    for (int i = 0; i < COUNT; i++) {
-        w[i] = random_buf((size_t)rows[i] * cols, 0.1f, 1);
-        want[i] = malloc(sizeof(float) * n * rows[i]);
-        dw[i] = upload_weights(w[i], (size_t)rows[i] * cols);
-        dout[i] = gpu->alloc(sizeof(float) * n * rows[i], "test");
-    }
-    cpu->matmul_many(want, x, (const void *const *)w, rows, COUNT, n, cols);
-    float *dx = upload(x, (size_t)n * cols);
-    gpu->matmul_many(dout, dx, (const void *const *)dw, rows, COUNT, n, cols);
-    char shape[64];
-    for (int i = 0; i < COUNT; i++) {
-        float *got = download(dout[i], (size_t)n * rows[i]);
-        snprintf(shape, sizeof shape, "n=%d cols=%d rows=%d (%d of %d)", n, cols, rows[i], i + 1,
-                 COUNT);
-        check("matmul_many", shape, got, want[i], (size_t)n * rows[i]);
-        free(got), free(w[i]), free(want[i]);
-        gpu->free(dw[i]), gpu->free(dout[i]);
-    }
-    gpu->free(dx);
-    free(x);
-}
-
 /* The MLP of N rows. On the GPU the gate and up products are kept in bf16 and the gated rows
  * enter the down projection in bf16 (as bf16 inference does): three roundings of a relative
- * 2^-9, averaging out over the down projection's INTER terms. */
+ * 2^-9, averaging out over the down projection's INTER terms, and the output's own. */
 #define MLP_TOLERANCE 6e-3
 static void test_mlp(int n, int hidden, int inter)
 {
@@ -260,25 +309,20 @@ static void test_mlp(int n, int hidden, int inter)
     float *want = malloc(sizeof(float) * n * hidden);
     float *g = malloc(sizeof(float) * n * inter), *u = malloc(sizeof(float) * n * inter);
     cpu->mlp(want, g, u, x, wg, wu, wd, n, hidden, inter);
-    float *dx = upload(x, (size_t)n * hidden), *dout = upload(want, (size_t)n * hidden);
+    void *dx = upload_act(x, (size_t)n * hidden), *dout = upload_act(want, (size_t)n * hidden);
     float *dg = upload(g, (size_t)n * inter), *du = upload(u, (size_t)n * inter);
     void *dwg = upload_weights(wg, (size_t)inter * hidden),
          *dwu = upload_weights(wu, (size_t)inter * hidden);
     void *dwd = upload_weights(wd, (size_t)hidden * inter);
     gpu->mlp(dout, dg, du, dx, dwg, dwu, dwd, n, hidden, inter);
-    float *got = download(dout, (size_t)n * hidden);
+    float *got = download_act(dout, (size_t)n * hidden);
     char shape[64];
     snprintf(shape, sizeof shape, "n=%d hidden=%d inter=%d", n, hidden, inter);
+    round_act(want, (size_t)n * hidden);
     check_tol("mlp", shape, got, want, (size_t)n * hidden, MLP_TOLERANCE);
-    /* OUT over X, as forward() calls it */
-    gpu->to_device(dx, x, sizeof(float) * n * hidden);
-    gpu->mlp(dx, dg, du, dx, dwg, dwu, dwd, n, hidden, inter);
-    float *got_in_place = download(dx, (size_t)n * hidden);
-    check_tol("mlp out=x", shape, got_in_place, want, (size_t)n * hidden, MLP_TOLERANCE);
     gpu->free(dx), gpu->free(dout), gpu->free(dg), gpu->free(du);
     gpu->free(dwg), gpu->free(dwu), gpu->free(dwd);
     free(x), free(wg), free(wu), free(wd), free(want), free(g), free(u), free(got);
-    free(got_in_place);
 }
 
 /* Keys of one segment on both backends: bf16-rounded fp32 for the CPU, the cache's bf16 on the
@@ -318,15 +362,17 @@ static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int 
     cpu->attn_accumulate(&hs, q, nq, heads, kv_heads, d, &c2, scale);
     cpu->attn_finalize(want, &hs, rows, d);
 
-    float *dq = upload(q, (size_t)nq * heads * d), *dm = upload(hm, (size_t)rows * (d + 2));
+    void *dq = upload_act(q, (size_t)nq * heads * d);
+    float *dm = upload(hm, (size_t)rows * (d + 2));
     attn_state ds = {dm, dm + rows, dm + 2 * rows};
-    float *dout = upload(want, (size_t)rows * d);
+    void *dout = upload_act(want, (size_t)rows * d);
     gpu->attn_init(&ds, rows, d);
     gpu->attn_accumulate(&ds, dq, nq, heads, kv_heads, d, &g1, scale);
     gpu->attn_accumulate(&ds, dq, nq, heads, kv_heads, d, &g2, scale);
     float *got_m = download(ds.m, rows), *got_l = download(ds.l, rows);
     gpu->attn_finalize(dout, &ds, rows, d);
-    float *got = download(dout, (size_t)rows * d);
+    float *got = download_act(dout, (size_t)rows * d);
+    round_act(want, (size_t)rows * d);
     /* (m, l) and (m', l') are the same state where m + log l agree: cuDNN's path keeps the
      * log-sum-exp as m with l = 1, our kernels the running max and the sum under it. */
     float *got_lse = malloc(sizeof(float) * rows), *want_lse = malloc(sizeof(float) * rows);
@@ -363,12 +409,14 @@ static void test_attend_project(int nq, int heads, int kv_heads, int d, int nk, 
     float *want = malloc(sizeof(float) * nq * rows);
     cpu->attend_project(want, &hs, att, q, nq, heads, kv_heads, d, &ck, scale, wo, rows);
 
-    float *dq = upload(q, (size_t)nq * qd), *dm = upload(hm, (size_t)nq * heads * (d + 2));
-    float *datt = upload(att, (size_t)nq * qd), *dout = upload(want, (size_t)nq * rows);
+    void *dq = upload_act(q, (size_t)nq * qd);
+    float *dm = upload(hm, (size_t)nq * heads * (d + 2));
+    void *datt = upload_act(att, (size_t)nq * qd), *dout = upload_act(want, (size_t)nq * rows);
     attn_state ds = {dm, dm + nq * heads, dm + 2 * nq * heads};
     void *dwo = upload_weights(wo, (size_t)rows * qd);
     gpu->attend_project(dout, &ds, datt, dq, nq, heads, kv_heads, d, &gk, scale, dwo, rows);
-    float *got = download(dout, (size_t)nq * rows);
+    float *got = download_act(dout, (size_t)nq * rows);
+    round_act(want, (size_t)nq * rows);
     char shape[96];
     snprintf(shape, sizeof shape, "q=%d h=%d/%d d=%d k=%d rows=%d", nq, heads, kv_heads, d, nk,
              rows);
@@ -506,15 +554,20 @@ int main(int argc, char **argv)
     test_add_rmsnorm(1, 4096);
     test_add_rmsnorm(300, 96);
     test_embedding(333, 1000, 128);
-    test_rope(77, 8, 128, 0);
-    test_rope(5, 32, 128, 131000);
-    test_rope(64, 6, 16, 900);
+    /* one token (gemv.cu; one product where the weights lie back to back), prefill chunks, far
+     * positions, a small head_dim, and the parts a rank or a block's last layer wants alone */
+    test_qkv(1, 4096, 32, 8, 128, 0, 1, 'a');
+    test_qkv(1, 512, 8, 2, 64, 7, 0, 'a');
+    test_qkv(77, 256, 8, 2, 128, 0, 1, 'a');
+    test_qkv(5, 512, 32, 8, 128, 131000, 1, 'a');
+    test_qkv(64, 96, 6, 2, 16, 900, 0, 'a');
+    test_qkv(300, 512, 8, 8, 64, 40, 1, 'a');
+    test_qkv(33, 256, 8, 2, 64, 100, 1, 'q');
+    test_qkv(33, 256, 8, 2, 64, 100, 1, 'k');
     test_add(1000003);
-    test_matmul_many(1, 4096);
-    test_matmul_many(300, 512);
-    test_mlp(1, 512, 1000);    /* one token: gemv.cu, gated in fp32 */
+    test_mlp(1, 512, 1000);    /* one token: gemv.cu, bf16 products */
     test_mlp(300, 96, 1000);   /* bf16 products, gated two at a time */
-    test_mlp(77, 64, 333);     /* an odd width: fp32 products, gated one at a time */
+    test_mlp(77, 64, 333);     /* an odd width: gated one at a time */
     test_mlp(512, 256, 14336); /* a prefill chunk's rows over a long row */
     /* prefill: causal self-attention with an anchor in front; grouped query heads */
     test_attention(200, 6, 2, 16, 48, 200, 0);
