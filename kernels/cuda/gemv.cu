@@ -54,23 +54,26 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     int pieces = cols / 8;
     float acc[PAIRED] = {};
     for (int p0 = lane; p0 < pieces; p0 += 32 * IN_FLIGHT) {
-        uint4 wv[PAIRED][IN_FLIGHT];
+        /* every load of the round issued before the first product: the weights streamed once,
+         * the activations through L1, which the warps of a multiprocessor share */
+        uint4 wv[PAIRED][IN_FLIGHT], xv[IN_FLIGHT];
 #pragma unroll
         for (int u = 0; u < IN_FLIGHT; u++) {
             int p = p0 + 32 * u;
+            if (p < pieces) {
 #pragma unroll
-            for (int k = 0; k < PAIRED; k++)
-                if (p < pieces)
+                for (int k = 0; k < PAIRED; k++)
                     wv[k][u] = __ldcs(wr[k] + p); /* read once: do not keep it in the caches */
+                xv[u] = __ldg(x8 + p);
+            }
         }
 #pragma unroll
         for (int u = 0; u < IN_FLIGHT; u++) {
             int p = p0 + 32 * u;
             if (p < pieces) {
-                uint4 a = __ldg(x8 + p);
 #pragma unroll
                 for (int k = 0; k < PAIRED; k++)
-                    acc[k] += dot8(wv[k][u], a);
+                    acc[k] += dot8(wv[k][u], xv[u]);
             }
         }
     }

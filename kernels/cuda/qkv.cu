@@ -3,9 +3,9 @@
  * wanted), into scratch in the activation format; then one kernel rotates the queries into Q and
  * the keys into the KV cache, and copies the values there. Rotary embedding in the rotate-half
  * convention, angle pos * inv_freq[j] rounded to fp32 as the reference computes it (then sin
- * and cos in fp32). Each thread takes a token and two neighbouring frequencies over some of the
- * heads; with few tokens (decoding) the heads are spread over the grid's second dimension, so
- * that there are enough threads to keep the loads in flight. */
+ * and cos in fp32). Each thread takes four neighbouring frequencies of one head of one token
+ * (a thread that walked every head of its token kept one load in flight at a time, and the
+ * operation took half as long again as its product). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,25 +14,32 @@
 #include "kernels/cuda/overlap.cuh"
 #include "kernels/cuda/weight_format.cuh"
 
-/* Two neighbouring elements of an activation row, as fp32 and back. */
-__device__ __forceinline__ float2 load2(const __nv_bfloat16 *p)
+/* Four neighbouring elements of an activation row (8 or 16 bytes), as fp32 and back. */
+__device__ __forceinline__ float4 load4(const __nv_bfloat16 *p)
 {
-    return __bfloat1622float2(*(const __nv_bfloat162 *)p);
+    uint2 raw = *(const uint2 *)p;
+    float2 a = __bfloat1622float2(*(const __nv_bfloat162 *)&raw.x);
+    float2 b = __bfloat1622float2(*(const __nv_bfloat162 *)&raw.y);
+    return make_float4(a.x, a.y, b.x, b.y);
 }
 
-__device__ __forceinline__ float2 load2(const float *p)
+__device__ __forceinline__ float4 load4(const float *p)
 {
-    return *(const float2 *)p;
+    return *(const float4 *)p;
 }
 
-__device__ __forceinline__ void store2(__nv_bfloat16 *p, float2 v)
+__device__ __forceinline__ void store4(__nv_bfloat16 *p, float4 v)
 {
-    *(__nv_bfloat162 *)p = __floats2bfloat162_rn(v.x, v.y);
+    __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+    uint2 raw;
+    raw.x = *(const uint32_t *)&a;
+    raw.y = *(const uint32_t *)&b;
+    *(uint2 *)p = raw;
 }
 
-__device__ __forceinline__ void store2(float *p, float2 v)
+__device__ __forceinline__ void store4(float *p, float4 v)
 {
-    *(float2 *)p = v;
+    *(float4 *)p = v;
 }
 
 struct rope_args {
@@ -42,47 +49,43 @@ struct rope_args {
     const int *pos;
 };
 
-/* Head h of token i: heads below n_heads are queries (Q NULL: none), the rest keys and values
- * (K NULL: none). */
+/* Head blockIdx.y of every token: heads below n_heads are queries (Q NULL: none), the rest keys
+ * and values (K NULL: none). A thread takes four neighbouring frequencies of one token. */
 template <typename T>
 __global__ void rope_store_kernel(T *q, T *k, T *v, const T *qs, const T *ks, const T *vs,
                                   rope_args a)
 {
     overlap_release();
     overlap_wait();
-    int half = a.head_dim / 2, pairs = half / 2;
+    int half = a.head_dim / 2, quads = half / 4, h = blockIdx.y;
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= a.n * pairs)
+    if (idx >= a.n * quads || (h < a.n_heads ? !q : !k))
         return;
-    int i = idx / pairs, j = idx % pairs * 2;
-    float p = (float)a.pos[i];
-    float2 s, c;
-    sincosf(__fmul_rn(p, a.inv_freq[j]), &s.x, &c.x);
-    sincosf(__fmul_rn(p, a.inv_freq[j + 1]), &s.y, &c.y);
-    int qd = a.n_heads * a.head_dim, kvd = a.n_kv_heads * a.head_dim;
-    for (int h = blockIdx.y; h < a.n_heads + a.n_kv_heads; h += gridDim.y) {
-        const T *src;
-        T *dst;
-        if (h < a.n_heads) {
-            if (!q)
-                continue;
-            src = qs + (size_t)i * a.q_ld + (size_t)h * a.head_dim;
-            dst = q + (size_t)i * qd + (size_t)h * a.head_dim;
-        } else {
-            if (!k)
-                continue;
-            size_t off = (size_t)(h - a.n_heads) * a.head_dim;
-            const T *vr = vs + (size_t)i * a.kv_ld + off;
-            T *vw = v + (size_t)i * kvd + off;
-            store2(vw + j, load2(vr + j));
-            store2(vw + j + half, load2(vr + j + half));
-            src = ks + (size_t)i * a.kv_ld + off;
-            dst = k + (size_t)i * kvd + off;
-        }
-        float2 x = load2(src + j), y = load2(src + j + half);
-        store2(dst + j, make_float2(x.x * c.x - y.x * s.x, x.y * c.y - y.y * s.y));
-        store2(dst + j + half, make_float2(y.x * c.x + x.x * s.x, y.y * c.y + x.y * s.y));
+    int i = idx / quads, j = idx % quads * 4;
+    const T *src;
+    T *dst;
+    if (h < a.n_heads) {
+        src = qs + (size_t)i * a.q_ld + (size_t)h * a.head_dim;
+        dst = q + ((size_t)i * a.n_heads + h) * a.head_dim;
+    } else {
+        size_t off = (size_t)(h - a.n_heads) * a.head_dim, row = (size_t)i * a.n_kv_heads;
+        const T *vr = vs + (size_t)i * a.kv_ld + off;
+        T *vw = v + row * a.head_dim + off;
+        store4(vw + j, load4(vr + j));
+        store4(vw + j + half, load4(vr + j + half));
+        src = ks + (size_t)i * a.kv_ld + off;
+        dst = k + row * a.head_dim + off;
     }
+    float p = (float)a.pos[i];
+    float s[4], c[4];
+#pragma unroll
+    for (int t = 0; t < 4; t++)
+        sincosf(__fmul_rn(p, a.inv_freq[j + t]), &s[t], &c[t]);
+    float4 x = load4(src + j), y = load4(src + j + half);
+    store4(dst + j, make_float4(x.x * c[0] - y.x * s[0], x.y * c[1] - y.y * s[1],
+                                x.z * c[2] - y.z * s[2], x.w * c[3] - y.w * s[3]));
+    store4(dst + j + half, make_float4(y.x * c[0] + x.x * s[0], y.y * c[1] + x.y * s[1],
+                                       y.z * c[2] + x.z * s[2], y.w * c[3] + x.w * s[3]));
 }
 
 /* The queries and keys of every layer of a forward share their positions: they are uploaded once
@@ -113,8 +116,8 @@ static void qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, con
 {
     if ((!q && !k) || n <= 0)
         return;
-    if (p->head_dim % 4)
-        si_fatal("the CUDA backend's rotary embedding needs a head_dim divisible by 4, not %d\n"
+    if (p->head_dim % 8)
+        si_fatal("the CUDA backend's rotary embedding needs a head_dim divisible by 8, not %d\n"
                  "  HINT: run this model with --device cpu",
                  p->head_dim);
     int qd = p->n_heads * p->head_dim, kvd = p->n_kv_heads * p->head_dim, ld = qd + 2 * kvd;
@@ -136,10 +139,10 @@ static void qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, con
             product((T *)vs, x, p->wv, n, p->cols, kvd);
         }
     }
-    int threads = n * (p->head_dim / 4);
-    dim3 grid((threads + 255) / 256, threads < 16384 ? p->n_heads + p->n_kv_heads : 1);
-    launch_overlapped("rope_store", rope_store_kernel<T>, grid, 256, 0, (T *)q, (T *)k, (T *)v, qs,
-                      ks, vs, a);
+    int threads = n * (p->head_dim / 8), block = threads < 128 ? 32 : 128;
+    dim3 grid((threads + block - 1) / block, p->n_heads + p->n_kv_heads);
+    launch_overlapped("rope_store", rope_store_kernel<T>, grid, block, 0, (T *)q, (T *)k, (T *)v,
+                      qs, ks, vs, a);
 }
 
 void cuda_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos, int n)

@@ -24,8 +24,9 @@
  * FlashAttention does). The CPU is given the same bf16 queries; P's rounding remains: a relative
  * 2^-9 per weight, which averages out over the keys. */
 #define ATTN_TOLERANCE 4e-3
-/* fp32 on both sides, the sums in another order. */
+/* fp32 on both sides, the sums in another order; attention's over up to 100,000 keys. */
 #define FP32_TOLERANCE 1e-5
+#define FP32_ATTN_TOLERANCE 3e-5
 
 static const backend *gpu, *cpu;
 static unsigned long long rng = 0x2545F4914F6CDD1Dull;
@@ -107,7 +108,7 @@ static void check_tol(const char *op, const char *shape, const float *got, const
     }
     double err = norm > 0 ? sqrt(diff / norm) : sqrt(diff);
     if (fp32)
-        tol = FP32_TOLERANCE;
+        tol = tol == ATTN_TOLERANCE ? FP32_ATTN_TOLERANCE : FP32_TOLERANCE;
     int ok = finite && err < tol;
     failures += !ok;
     printf("%-16s %-40s %10.2e  %s\n", op, shape, err, ok ? "ok" : "FAIL");
