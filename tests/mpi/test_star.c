@@ -137,13 +137,18 @@ static void test_matches_independent_reference(void **state)
                            (size_t)cJSON_GetObjectItem(c, "rows")->valueint * m.cfg.vocab_size);
         star_out out;
         run_star(MPI_COMM_WORLD, block, anchor, STAR_MERGE_AUTO, n_gen, &out, NULL);
-        double err = rows_error(out.logits, ref, n_query + n_gen);
+        /* bf16 rounding (CUDA) may flip a near-tie after the first token; the rows after a
+         * token that differs from the reference's follow another text, and are not compared. */
+        int strict = test_backend()->host_memory, agree = 0;
+        while (agree < n_gen && out.tokens[agree] == expect[agree])
+            agree++;
+        int rows = n_query + (strict ? n_gen : agree);
+        double err = rows_error(out.logits, ref, rows);
         if (world_rank == 0)
-            printf("  block %d anchor %d: max relative logit error %.2e vs reference\n", block,
-                   anchor, err);
+            printf("  block %d anchor %d: max relative logit error %.2e vs reference (%d of %d "
+                   "rows: %d of %d tokens as the reference's)\n",
+                   block, anchor, err, rows, n_query + n_gen, agree, n_gen);
         assert_true(err < REF_TOLERANCE);
-        /* bf16 rounding (CUDA) may flip a near-tie after the first token. */
-        int strict = test_backend()->host_memory;
         assert_memory_equal(out.tokens, expect, sizeof(int) * (strict ? n_gen : 1));
         free(out.logits);
         free(ref);
