@@ -1,6 +1,8 @@
 /* Ordinary global attention on one process: the baseline that Star Attention is measured
  * against, and the path of `starinfer generate`. The prompt is prefilled in chunks so that
- * activation memory stays bounded, then tokens are decoded one at a time. */
+ * activation memory stays bounded, then tokens are decoded one at a time. A last piece of up to
+ * an eighth of a chunk joins the chunk before it instead of taking a pass of its own: every pass
+ * reads every weight, about 6 ms for an 8B model on an H100. */
 #ifndef STARINFER_RUNTIME_GLOBAL_ATTENTION_H
 #define STARINFER_RUNTIME_GLOBAL_ATTENTION_H
 
@@ -9,9 +11,11 @@
 typedef struct {
     forward_state fs;
     kv_span kv;
+    int chunk;
 } global_runner;
 
-/* Sizes the cache for CAPACITY positions and the activations for CHUNK tokens per forward. */
+/* Sizes the cache for CAPACITY positions and the activations for chunks of CHUNK tokens (and the
+ * eighth more a last chunk may take). */
 void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,
                         const backend *be, int capacity, int chunk);
 void global_runner_free(global_runner *g);
