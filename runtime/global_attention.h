@@ -1,8 +1,6 @@
 /* Ordinary global attention on one process: the baseline that Star Attention is measured
  * against, and the path of `starinfer generate`. The prompt is prefilled in chunks so that
- * activation memory stays bounded, then tokens are decoded one at a time. A last piece of up to
- * an eighth of a chunk joins the chunk before it instead of taking a pass of its own: every pass
- * reads every weight, about 6 ms for an 8B model on an H100. */
+ * activation memory stays bounded, then tokens are decoded one at a time. */
 #ifndef STARINFER_RUNTIME_GLOBAL_ATTENTION_H
 #define STARINFER_RUNTIME_GLOBAL_ATTENTION_H
 
@@ -11,11 +9,9 @@
 typedef struct {
     forward_state fs;
     kv_span kv;
-    int chunk;
 } global_runner;
 
-/* Sizes the cache for CAPACITY positions and the activations for chunks of CHUNK tokens (and the
- * eighth more a last chunk may take). */
+/* Sizes the cache for CAPACITY positions and the activations for CHUNK tokens per forward. */
 void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,
                         const backend *be, int capacity, int chunk);
 void global_runner_free(global_runner *g);

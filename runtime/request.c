@@ -202,22 +202,17 @@ static int run_global(const model *m, MPI_Comm comm, const request_ids *r, const
         si_warn("--attn global runs on rank 0 alone; ranks 1..%d stay idle", res->n_ranks - 1);
     global_runner g;
     global_runner_init(&g, &m->cfg, o->w, o->be, capacity, o->chunk);
-    /* The context and the query are one prompt here, prefilled together (Star Attention keeps
-     * the query apart, for phase 2): phase 1 is the whole prefill, phase 2 is empty. */
-    int n = r->n_ctx + r->n_query;
-    int *prompt = mallocCheck(sizeof(int) * (size_t)n, "prompt ids");
-    if (r->n_ctx)
-        memcpy(prompt, r->ctx, sizeof(int) * (size_t)r->n_ctx);
-    memcpy(prompt + r->n_ctx, r->query, sizeof(int) * (size_t)r->n_query);
     double t0 = timer_now();
-    const float *logits = global_prefill(&g, prompt, n, 0);
+    global_prefill(&g, r->ctx, r->n_ctx, 0);
     o->be->synchronize(); /* the device's queue holds the prefill until here */
+    double t1 = timer_now();
+    const float *logits = global_prefill(&g, r->query, r->n_query, r->n_ctx);
+    o->be->synchronize();
     res->ttft_s = timer_now() - t0;
-    free(prompt);
     gen_driver d = {.step = global_step, .user = &g, .be = o->be, .is_root = 1,
                     .stream = o->stream};
     generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
-    *st = (rank_stats){.phase1 = res->ttft_s, .phase2 = 0,
+    *st = (rank_stats){.phase1 = t1 - t0, .phase2 = res->ttft_s - (t1 - t0),
                        .mem = (double)(weights_bytes(m, o) + bytes), .ctx_tokens = r->n_ctx};
     global_runner_free(&g);
     return 0;
