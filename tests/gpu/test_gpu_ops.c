@@ -223,8 +223,10 @@ static void test_embedding(int n, int vocab, int dim)
  * all, 'q' the queries only (a rank without the store), 'k' the keys and values only (the last
  * layer of an encoded block). On the GPU the products are rounded to bf16 before the rotation,
  * as bf16 inference computes them, and the rotated rows again: two roundings, where the CPU's
- * fp32 result is rounded once. */
-#define QKV_TOLERANCE 3e-3
+ * fp32 result is rounded once. The first one's error is a relative 2^-9 of x and of y, and
+ * x cos - y sin can cancel, so the rotated rows err by more: 2.2e-3 to 3.0e-3 measured on an
+ * H100 (commit c851bb7). */
+#define QKV_TOLERANCE 5e-3
 static void test_qkv(int n, int cols, int heads, int kv_heads, int d, int first_pos, int packed,
                      char which)
 {
