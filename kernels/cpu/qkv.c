@@ -2,7 +2,10 @@
 
 #include "kernels/cpu/cpu_ops.h"
 
-/* Rotary embedding in the rotate-half convention of HF checkpoints: for j < d/2,
+/* The attention's inputs of new tokens: the query, key and value products, and the rotary
+ * embedding of the queries and keys.
+ *
+ * Rotary embedding in the rotate-half convention of HF checkpoints: for j < d/2,
  * x'[j] = x[j] cos - x[j + d/2] sin and x'[j + d/2] = x[j + d/2] cos + x[j] sin, with the angle
  * pos * inv_freq[j] rounded to fp32 as the reference computes it. */
 void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_dim,
