@@ -96,8 +96,7 @@ typedef struct backend {
      * ([n][n_kv_heads * head_dim] each, in the cache's format; none where K is NULL). Rotary
      * embedding in the rotate-half convention of HF checkpoints, angle pos * inv_freq[j]
      * rounded to fp32 as the reference computes it. */
-    void (*qkv)(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos,
-                int n);
+    void (*qkv)(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos, int n);
     /* One token's MLP first half: out[j] = silu(x . w_gate[j]) * (x . w_up[j]) for j < INTER,
      * where W_GATE_UP is w_gate then w_up back to back ([2 inter][cols]). OUT has room for
      * 2 * INTER fp32 values (a backend may compute both products there first). */
@@ -124,9 +123,9 @@ typedef struct backend {
      * ([nq][n_heads * head_dim]) are scratch: attn_init, attn_accumulate and attn_finalize into
      * ATT, then matmul, unless the backend has a shorter way (CUDA hands cuDNN's bf16 output to
      * the projection as it is). */
-    void (*attend_project)(void *out, attn_state *s, void *att, const void *q, int nq,
-                           int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
-                           float scale, const void *w_o, int rows);
+    void (*attend_project)(void *out, attn_state *s, void *att, const void *q, int nq, int n_heads,
+                           int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
+                           const void *w_o, int rows);
 
     /* For benchmarks. COUNT weights at DST set to SCALE * random_weight_unit(SEED, i)
      * (kernels/random_weights.h) in the backend's weight format: the same values everywhere. */

@@ -100,9 +100,8 @@ static void project_qkv(forward_state *fs, int layer, const int *pos, int n, kv_
     const model_config *c = fs->cfg;
     const layer_tensors *w = &fs->w->layers[layer];
     int kvd = c->n_kv_heads * c->head_dim;
-    qkv_proj p = {w->wq,        w->wk,           w->wv,         w->wqkv,
-                  fs->w->inv_freq, c->hidden_size, c->n_heads, c->n_kv_heads,
-                  c->head_dim};
+    qkv_proj p = {w->wq,          w->wk,      w->wv,         w->wqkv,    fs->w->inv_freq,
+                  c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim};
     void *k = st ? kv_span_at(st, fs->be, 0, layer, st->rows, kvd) : NULL;
     void *v = st ? kv_span_at(st, fs->be, 1, layer, st->rows, kvd) : NULL;
     fs->be->qkv(kv_only ? NULL : fs->q, k, v, fs->xn, &p, pos, n);

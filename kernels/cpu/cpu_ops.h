@@ -13,8 +13,8 @@ void cpu_rope(float *x, const int *pos, int n, int row, int n_heads, int head_di
               const float *inv_freq);
 void cpu_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos, int n);
 void cpu_swiglu(float *gate, const float *up, size_t n);
-void cpu_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
-             const void *w_up, const void *w_down, int n, int hidden, int inter);
+void cpu_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate, const void *w_up,
+             const void *w_down, int n, int hidden, int inter);
 void cpu_add(float *y, const void *x, size_t n);
 void cpu_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int cols, int inter);
 void cpu_add_rmsnorm(void *out, float *x, const void *delta, const void *w, int n, int dim,

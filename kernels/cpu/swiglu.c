@@ -10,8 +10,8 @@ void cpu_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int cols
 }
 
 /* The two products, gated in place, then the down projection. */
-void cpu_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
-             const void *w_up, const void *w_down, int n, int hidden, int inter)
+void cpu_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate, const void *w_up,
+             const void *w_down, int n, int hidden, int inter)
 {
     cpu_matmul(gate, x, w_gate, n, hidden, inter);
     cpu_matmul(up, x, w_up, n, hidden, inter);

@@ -384,8 +384,9 @@ __global__ void fold_lse_kernel(float *m, float *l, float *o, const __nv_bfloat1
 /* cuDNN's SDPA of the NQ queries over KEYS' first NK: its output O (bf16, [nq][n_heads][d]) and
  * the log-sum-exp of each row in *LSE, both in scratch; NULL where cuDNN is not loaded or does
  * not take the shape (the caller's kernels must then run). */
-static const __nv_bfloat16 *sdpa(const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads, int head_dim,
-                                 const attn_keys *keys, int nk, float scale, const float **lse_out)
+static const __nv_bfloat16 *sdpa(const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
+                                 int head_dim, const attn_keys *keys, int nk, float scale,
+                                 const float **lse_out)
 {
     int all_visible = keys->diag >= nk, causal = keys->diag == nk - nq;
     if (nq < MIN_QUERY_ROWS || nq > nk || !(all_visible || causal) || head_dim % 8)
@@ -406,8 +407,8 @@ static const __nv_bfloat16 *sdpa(const __nv_bfloat16 *q, int nq, int n_heads, in
     float fill = -INFINITY;
     int32_t skv = nk, sq = nq;
     int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_FILL, UID_SKV, UID_SQ};
-    void *ptrs[] = {(void *)q, (void *)keys->k, (void *)keys->v, ob, lse, (void *)&scale, &fill, &skv,
-                    &sq};
+    void *ptrs[] = {
+        (void *)q, (void *)keys->k, (void *)keys->v, ob, lse, (void *)&scale, &fill, &skv, &sq};
     int64_t n = shape.causal ? 9 : 6;
     cudnnBackendDescriptor_t pack = NULL;
     cudnnStatus_t rc = api->create(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack);

@@ -1,5 +1,6 @@
-/* fp32 -> bf16 (round to nearest even) on the device: GEMM inputs and the KV cache (kept in fp32
- * as it is in the fp32 precision). */
+/* fp32 -> bf16 (round to nearest even) on the device: the gated rows of a one-token MLP where the
+ * GEMV does not fit, and kv_write's keys and values (kept in fp32 in the fp32 precision; the
+ * model writes its keys and values through qkv, benchmarks and tests through kv_write). */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/overlap.cuh"
@@ -36,7 +37,7 @@ __global__ void kv_write_kernel(W *k_dst, W *v_dst, const float *k, const float 
     }
 }
 
-/* Keys and values in one launch (a decoded token writes one row of each per layer). */
+/* Keys and values in one launch. */
 void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count)
 {
     launch_overlapped("kv_write", kv_write_kernel<__nv_bfloat16>, grid_for(count), 256, 0,

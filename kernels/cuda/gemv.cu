@@ -1,12 +1,13 @@
 /* out[rows] = w[rows][cols] . x[cols] for one token (decoding): bf16 weights and activations,
- * fp32 accumulation, the result in fp32 (logits) or rounded to bf16 (an activation). A decoded token's products read every weight once and do two FLOPs per
- * weight, so they are bound by memory: cuBLASLt's kernels for one column, with the activations
- * first rounded to bf16 by a kernel of their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s
- * (bench/NOTES.md, entry 6). Here one warp takes a row: each lane streams 16-byte pieces of the
- * row (8 weights), several loads in flight, and reads the activations through the L1 cache, where
- * the warps of a multiprocessor share them; the lanes' sums meet in a shuffle reduction. The
- * paired form is the MLP's first half: a warp takes row r of the gate and of the up weights (which
- * lie back to back) and writes silu(gate) * up. */
+ * fp32 accumulation, the result in fp32 (logits) or rounded to bf16 (an activation). A decoded
+ * token's products read every weight once and do two FLOPs per weight, so they are bound by memory:
+ * cuBLASLt's kernels for one column, with the activations first rounded to bf16 by a kernel of
+ * their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s (bench/NOTES.md, entry 6). Here one warp
+ * takes a row: each lane streams 16-byte pieces of the row (8 weights), several loads in flight,
+ * and reads the activations through the L1 cache, where the warps of a multiprocessor share them;
+ * the lanes' sums meet in a shuffle reduction. The paired form is the MLP's first half: a warp
+ * takes row r of the gate and of the up weights (which lie back to back) and writes
+ * silu(gate) * up. */
 #include <stdint.h>
 
 #include "kernels/cuda/cuda_check.h"
@@ -101,16 +102,16 @@ static int blocks_for(int rows)
 
 void cuda_gemv(float *out, const __nv_bfloat16 *x, const void *w, int cols, int rows)
 {
-    gemv_kernel<1, float><<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(
-        out, x, (const __nv_bfloat16 *)w, cols, rows);
+    gemv_kernel<1, float>
+        <<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w, cols, rows);
     cudaCheckLaunch("gemv");
 }
 
 void cuda_gemv_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int cols,
                         int rows)
 {
-    gemv_kernel<1, __nv_bfloat16><<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(
-        out, x, (const __nv_bfloat16 *)w, cols, rows);
+    gemv_kernel<1, __nv_bfloat16>
+        <<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w, cols, rows);
     cudaCheckLaunch("gemv");
 }
 

@@ -123,8 +123,8 @@ static void qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, con
     int qd = p->n_heads * p->head_dim, kvd = p->n_kv_heads * p->head_dim, ld = qd + 2 * kvd;
     T *s = (T *)cuda_scratch(SCRATCH_QKV, sizeof(T) * (size_t)n * ld);
     const T *qs = s, *ks = s + qd, *vs = s + qd + kvd;
-    rope_args a = {n, p->n_heads, p->n_kv_heads, p->head_dim, ld, ld, p->inv_freq,
-                   cuda_positions(pos, n)};
+    rope_args a = {n,  p->n_heads, p->n_kv_heads, p->head_dim,
+                   ld, ld,         p->inv_freq,   cuda_positions(pos, n)};
     if (p->wqkv && q && k) {
         product(s, x, p->wqkv, n, p->cols, ld);
     } else { /* each product on its own, one after the other in scratch */

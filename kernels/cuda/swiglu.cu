@@ -46,7 +46,8 @@ __global__ void swiglu_bf16_kernel(__nv_bfloat16 *gate, const __nv_bfloat16 *up,
         ((uint4 *)gate)[i] = g;
     }
     for (size_t i = vectors * 8 + first; i < n; i += stride)
-        gate[i] = __float2bfloat16_rn(silu_times(__bfloat162float(gate[i]), __bfloat162float(up[i])));
+        gate[i] =
+            __float2bfloat16_rn(silu_times(__bfloat162float(gate[i]), __bfloat162float(up[i])));
 }
 
 static int grid_for(size_t n)

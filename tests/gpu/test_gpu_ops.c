@@ -4,9 +4,9 @@
  * Where the CUDA backend keeps bf16 (weights, the KV cache, the activations between operations)
  * the CPU is given the same bf16-rounded inputs, and its outputs are rounded to bf16 as the GPU
  * stores them, so what remains is each kernel's own arithmetic (fp32 throughout, in another
- * order) and the roundings it makes in between. With --fp32 the backend runs in its fp32 precision, the inputs are not
- * rounded, and every op must agree to FP32_TOLERANCE: a bf16 rounding anywhere would show as
- * about 1e-3. Exits 77 (skipped) on a machine without a GPU. */
+ * order) and the roundings it makes in between. With --fp32 the backend runs in its fp32 precision,
+ * the inputs are not rounded, and every op must agree to FP32_TOLERANCE: a bf16 rounding anywhere
+ * would show as about 1e-3. Exits 77 (skipped) on a machine without a GPU. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -241,8 +241,8 @@ static void test_qkv(int n, int cols, int heads, int kv_heads, int d, int first_
     int want_q = which != 'k', want_kv = which != 'q';
     float *q = malloc(sizeof(float) * n * qd), *k = malloc(sizeof(float) * n * kvd),
           *v = malloc(sizeof(float) * n * kvd);
-    qkv_proj hp = {w, w + (size_t)qd * cols, w + (size_t)(qd + kvd) * cols, w, inv, cols, heads,
-                   kv_heads, d};
+    qkv_proj hp = {
+        w, w + (size_t)qd * cols, w + (size_t)(qd + kvd) * cols, w, inv, cols, heads, kv_heads, d};
     cpu->qkv(want_q ? q : NULL, want_kv ? k : NULL, v, x, &hp, pos, n);
 
     /* the cache holds bf16 (or fp32) as the activations do: read back as activations */
@@ -256,13 +256,22 @@ static void test_qkv(int n, int cols, int heads, int kv_heads, int d, int first_
     void *dq = upload_act(q, (size_t)n * qd), *dk = upload_act(k, (size_t)n * kvd),
          *dv = upload_act(v, (size_t)n * kvd);
     size_t ws = gpu->weight_size;
-    qkv_proj gp = {dw, (char *)dw + ws * qd * cols, (char *)dw + ws * (qd + kvd) * cols,
-                   packed ? dw : NULL, dinv, cols, heads, kv_heads, d};
+    qkv_proj gp = {dw,
+                   (char *)dw + ws * qd * cols,
+                   (char *)dw + ws * (qd + kvd) * cols,
+                   packed ? dw : NULL,
+                   dinv,
+                   cols,
+                   heads,
+                   kv_heads,
+                   d};
     gpu->qkv(want_q ? dq : NULL, want_kv ? dk : NULL, dv, dx, &gp, pos, n);
     char shape[96];
     snprintf(shape, sizeof shape, "n=%d cols=%d h=%d/%d d=%d pos=%d.. %s%s", n, cols, heads,
              kv_heads, d, first_pos, packed ? "packed" : "apart",
-             which == 'q' ? " q only" : which == 'k' ? " k, v only" : "");
+             which == 'q'   ? " q only"
+             : which == 'k' ? " k, v only"
+                            : "");
     if (want_q) {
         float *got = download_act(dq, (size_t)n * qd);
         round_act(q, (size_t)n * qd);
