@@ -79,17 +79,14 @@ typedef struct backend {
     /* out[i] = x[i] / rms(x[i]) * w, per row of DIM (HF LlamaRMSNorm, in fp32), written in the
      * activation format. */
     void (*rmsnorm)(void *out, const float *x, const void *w, int n, int dim, float eps);
-    /* The residual add and the next norm in one pass: x[i] += delta[i], then out[i] as rmsnorm
-     * of the new x[i]. OUT and DELTA are distinct. */
-    void (*add_rmsnorm)(void *out, float *x, const void *delta, const void *w, int n, int dim,
-                        float eps);
-    /* y[i] += x[i]: the residual add of the last layer. */
-    void (*add)(float *y, const void *x, size_t n);
     /* out[n][rows] = x[n][cols] . w[rows][cols]^T (a torch Linear without bias), activations in
      * and out. */
     void (*matmul)(void *out, const void *x, const void *w, int n, int cols, int rows);
     /* The same product into fp32 OUT: the logits. */
     void (*matmul_logits)(float *out, const void *x, const void *w, int n, int cols, int rows);
+    /* The same product added into the residual stream: y[n][rows] += x . w^T, the sum of fp32
+     * Y and the product's fp32 accumulation (a block's output projection). */
+    void (*matmul_add)(float *y, const void *x, const void *w, int n, int cols, int rows);
     /* The attention's inputs of N new tokens at positions POS (host array) from their normed
      * rows X: the queries rope(x . wq^T) into Q ([n][n_heads * head_dim]; none where Q is NULL),
      * and the keys rope(x . wk^T) and values x . wv^T into the KV cache's rows at K and V
@@ -101,11 +98,12 @@ typedef struct backend {
      * where W_GATE_UP is w_gate then w_up back to back ([2 inter][cols]). OUT has room for
      * 2 * INTER fp32 values (a backend may compute both products there first). */
     void (*matmul_swiglu)(void *out, const void *x, const void *w_gate_up, int cols, int inter);
-    /* The MLP of N rows: out[n][hidden] = (silu(x . w_gate^T) * (x . w_up^T)) . w_down^T, with
+    /* The MLP of N rows added into the residual stream: y[n][hidden] +=
+     * (silu(x . w_gate^T) * (x . w_up^T)) . w_down^T, with
      * W_GATE and W_UP [inter][hidden] and W_DOWN [hidden][inter]. GATE and UP (room for
      * n * inter fp32 values each) are the backend's scratch: the CPU keeps the two products there
      * in fp32 and gates in fp32; CUDA keeps them in bf16, as bf16 inference does. */
-    void (*mlp)(void *out, float *gate, float *up, const void *x, const void *w_gate,
+    void (*mlp)(float *y, float *gate, float *up, const void *x, const void *w_gate,
                 const void *w_up, const void *w_down, int n, int hidden, int inter);
 
     /* Sets ROWS rows to m = -inf, l = 0, o = 0. */
@@ -118,12 +116,12 @@ typedef struct backend {
      * OUT and s->o are distinct. */
     void (*attn_finalize)(void *out, const attn_state *s, int rows, int head_dim);
     /* A layer's attention where no other key set or process is merged in (global attention):
-     * NQ queries over KEYS alone, normalised, then the output projection, out[nq][rows] =
-     * attention . w_o[rows][n_heads * head_dim]^T. S (nq * n_heads rows) and ATT
-     * ([nq][n_heads * head_dim]) are scratch: attn_init, attn_accumulate and attn_finalize into
-     * ATT, then matmul, unless the backend has a shorter way (CUDA hands cuDNN's bf16 output to
-     * the projection as it is). */
-    void (*attend_project)(void *out, attn_state *s, void *att, const void *q, int nq, int n_heads,
+     * NQ queries over KEYS alone, normalised, then the output projection added into the
+     * residual stream, y[nq][rows] += attention . w_o[rows][n_heads * head_dim]^T. S
+     * (nq * n_heads rows) and ATT ([nq][n_heads * head_dim]) are scratch: attn_init,
+     * attn_accumulate and attn_finalize into ATT, then matmul_add, unless the backend has a
+     * shorter way (CUDA hands cuDNN's bf16 output to the projection as it is). */
+    void (*attend_project)(float *y, attn_state *s, void *att, const void *q, int nq, int n_heads,
                            int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
                            const void *w_o, int rows);
 

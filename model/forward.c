@@ -13,7 +13,6 @@ static size_t act_floats(const model_config *c, int n_max, int logit_rows, size_
     size_t sizes[] = {
         n * c->hidden_size,       /* x */
         n * c->hidden_size,       /* xn */
-        n * c->hidden_size,       /* xb */
         n * qd,                   /* q */
         n * qd,                   /* att */
         n * c->intermediate_size, /* hb */
@@ -52,13 +51,13 @@ void forward_state_init(forward_state *fs, const model_config *cfg, const backen
     fs->be = be;
     fs->n_max = n_max;
     fs->logit_rows = logit_rows;
-    enum { N_PARTS = 12 };
+    enum { N_PARTS = 11 };
     size_t parts[N_PARTS];
     size_t total = act_floats(cfg, n_max, logit_rows, parts);
     float *p = be->alloc(sizeof(float) * total, "activations");
-    void *slots[N_PARTS] = {&fs->x,       &fs->xn,      &fs->xb,      &fs->q,
-                            &fs->att,     &fs->hb,      &fs->hb2,     &fs->logits,
-                            &fs->state.m, &fs->state.l, &fs->state.o, &fs->gate_up};
+    void *slots[N_PARTS] = {&fs->x,      &fs->xn,      &fs->q,       &fs->att,
+                            &fs->hb,     &fs->hb2,     &fs->logits,  &fs->state.m,
+                            &fs->state.l, &fs->state.o, &fs->gate_up};
     for (int i = 0; i < N_PARTS; i++) {
         *(void **)slots[i] = p;
         p += parts[i];
@@ -117,9 +116,9 @@ static attn_keys store_keys(forward_state *fs, int layer, int n, const forward_a
 }
 
 /* Self-attention of layer L: Q from the normed input, K/V appended to the store, every key set
- * folded into the online-softmax state, combined across processes, normalised, projected into
- * xb (the residual add is the next norm's). With the store's keys alone the backend does all of
- * it in one call, in its shortest way. */
+ * folded into the online-softmax state, combined across processes, normalised, projected and
+ * added into the residual stream. With the store's keys alone the backend does all of it in one
+ * call, in its shortest way. */
 static void attention_block(forward_state *fs, int layer, const int *pos, int n,
                             const forward_args *args)
 {
@@ -133,7 +132,7 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     /* one key set alone: global attention, or a Star block that is its own anchor */
     if (args->store && !args->n_prefix && !args->combine) {
         attn_keys keys = store_keys(fs, layer, n, args);
-        be->attend_project(fs->xb, &fs->state, fs->att, fs->q, n, c->n_heads, c->n_kv_heads,
+        be->attend_project(fs->x, &fs->state, fs->att, fs->q, n, c->n_heads, c->n_kv_heads,
                            c->head_dim, &keys, scale, w->wo, c->hidden_size);
         return;
     }
@@ -152,24 +151,23 @@ static void attention_block(forward_state *fs, int layer, const int *pos, int n,
     if (args->combine)
         args->combine(args->combine_user, be, &fs->state, n * c->n_heads, c->head_dim);
     be->attn_finalize(fs->att, &fs->state, n * c->n_heads, c->head_dim);
-    be->matmul(fs->xb, fs->att, w->wo, n, qd, c->hidden_size);
+    be->matmul_add(fs->x, fs->att, w->wo, n, qd, c->hidden_size);
 }
 
-/* The residual add of the attention's output and the MLP's norm, then the MLP into xb (its
- * residual add is the next norm's). One token (decoding) takes one product over the gate and up
- * weights where they lie back to back, gated as it goes. */
+/* The MLP's norm, then the MLP added into the residual stream. One token (decoding) takes one
+ * product over the gate and up weights where they lie back to back, gated as it goes. */
 static void mlp_block(forward_state *fs, int layer, int n)
 {
     const model_config *c = fs->cfg;
     const layer_tensors *w = &fs->w->layers[layer];
     const backend *be = fs->be;
     int inter = c->intermediate_size;
-    be->add_rmsnorm(fs->xn, fs->x, fs->xb, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
+    be->rmsnorm(fs->xn, fs->x, w->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
     if (n == 1 && w->w_gate_up) {
         be->matmul_swiglu(fs->gate_up, fs->xn, w->w_gate_up, c->hidden_size, inter);
-        be->matmul(fs->xb, fs->gate_up, w->w_down, n, inter, c->hidden_size);
+        be->matmul_add(fs->x, fs->gate_up, w->w_down, n, inter, c->hidden_size);
     } else {
-        be->mlp(fs->xb, fs->hb, fs->hb2, fs->xn, w->w_gate, w->w_up, w->w_down, n, c->hidden_size,
+        be->mlp(fs->x, fs->hb, fs->hb2, fs->xn, w->w_gate, w->w_up, w->w_down, n, c->hidden_size,
                 inter);
     }
 }
@@ -213,11 +211,8 @@ const float *forward(forward_state *fs, const int *tokens, const int *pos, int n
     int kv_only = args->logits == FORWARD_LOGITS_NONE && !args->combine && args->store;
     be->embedding(fs->x, fs->w->embed, tokens, n, c->hidden_size);
     for (int layer = 0; layer < c->n_layers; layer++) {
-        const void *norm = fs->w->layers[layer].attn_norm;
-        if (layer == 0)
-            be->rmsnorm(fs->xn, fs->x, norm, n, c->hidden_size, c->rms_norm_eps);
-        else /* with the residual add of the last layer's MLP */
-            be->add_rmsnorm(fs->xn, fs->x, fs->xb, norm, n, c->hidden_size, c->rms_norm_eps);
+        be->rmsnorm(fs->xn, fs->x, fs->w->layers[layer].attn_norm, n, c->hidden_size,
+                    c->rms_norm_eps);
         if (kv_only && layer == c->n_layers - 1) {
             project_qkv(fs, layer, pos, n, args->store, 1);
             break;
@@ -225,8 +220,6 @@ const float *forward(forward_state *fs, const int *tokens, const int *pos, int n
         attention_block(fs, layer, pos, n, args);
         mlp_block(fs, layer, n);
     }
-    if (!kv_only)
-        be->add(fs->x, fs->xb, (size_t)n * c->hidden_size); /* the last MLP's residual */
     if (args->store)
         args->store->rows += n;
     if (args->logits == FORWARD_LOGITS_NONE)

@@ -50,7 +50,6 @@ typedef struct {
     int logit_rows; /* most logit rows per call */
     float *x;       /* the residual stream, fp32 */
     void *xn;       /* its normed rows, in the backend's activation format */
-    void *xb;       /* a block's output (the residual add's delta), activation format */
     void *q, *att;  /* the queries, and attention's normalised output, activation format */
     void *gate_up;  /* one token's MLP first half, activation format */
     float *hb, *hb2; /* the MLP's scratch */

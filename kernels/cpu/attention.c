@@ -80,12 +80,12 @@ void cpu_attn_finalize(void *normalised, const attn_state *s, int rows, int head
     }
 }
 
-void cpu_attend_project(void *out, attn_state *s, void *att, const void *q, int nq, int n_heads,
+void cpu_attend_project(float *y, attn_state *s, void *att, const void *q, int nq, int n_heads,
                         int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
                         const void *w_o, int rows)
 {
     cpu_attn_init(s, nq * n_heads, head_dim);
     cpu_attn_accumulate(s, q, nq, n_heads, n_kv_heads, head_dim, keys, scale);
     cpu_attn_finalize(att, s, nq * n_heads, head_dim);
-    cpu_matmul(out, att, w_o, nq, n_heads * head_dim, rows);
+    cpu_matmul_add(y, att, w_o, nq, n_heads * head_dim, rows);
 }

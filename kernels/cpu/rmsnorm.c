@@ -19,25 +19,3 @@ void cpu_rmsnorm(void *normed, const float *x, const void *weights, int n, int d
             oi[j] = w[j] * (xi[j] * inv);
     }
 }
-
-/* The residual add, then the norm of the sum. */
-void cpu_add_rmsnorm(void *normed, float *x, const void *deltas, const void *weights, int n,
-                     int dim, float eps)
-{
-    const float *w = weights, *delta = deltas;
-    float *out = normed;
-#pragma omp parallel for
-    for (int i = 0; i < n; i++) {
-        float *xi = x + (size_t)i * dim;
-        const float *di = delta + (size_t)i * dim;
-        float *oi = out + (size_t)i * dim;
-        float ss = 0.0f;
-        for (int j = 0; j < dim; j++) {
-            xi[j] += di[j];
-            ss += xi[j] * xi[j];
-        }
-        float inv = 1.0f / sqrtf(ss / dim + eps);
-        for (int j = 0; j < dim; j++)
-            oi[j] = w[j] * (xi[j] * inv);
-    }
-}

@@ -39,15 +39,13 @@ void cuda_act_download(float *dst, const void *src, size_t count);
 void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);
 void cuda_embedding(float *out, const void *table, const int *ids, int n, int dim);
 void cuda_rmsnorm(void *out, const float *x, const void *w, int n, int dim, float eps);
-void cuda_add_rmsnorm(void *out, float *x, const void *delta, const void *w, int n, int dim,
-                      float eps);
-void cuda_add(float *y, const void *x, size_t n);
 void cuda_gemm_init(void);
-/* bf16 rows X times W: into bf16 OUT (cuda_matmul), or fp32 OUT (cuda_matmul_logits); one token
- * (n = 1) through gemv.cu where it fits, more through cuBLASLt (fp32 accumulation, rounded once
- * at the end). */
+/* bf16 rows X times W: into bf16 OUT (cuda_matmul), fp32 OUT (cuda_matmul_logits), or added into
+ * fp32 Y (cuda_matmul_add); one token (n = 1) through gemv.cu where it fits, more through
+ * cuBLASLt (fp32 accumulation, rounded once at the end). */
 void cuda_matmul(void *out, const void *x, const void *w, int n, int cols, int rows);
 void cuda_matmul_logits(float *out, const void *x, const void *w, int n, int cols, int rows);
+void cuda_matmul_add(float *y, const void *x, const void *w, int n, int cols, int rows);
 /* cuBLASLt's product of N > 1 bf16 rows, into fp32 or bf16 OUT. */
 void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows);
 void cuda_gemm_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int n, int cols,
@@ -58,9 +56,10 @@ int cuda_gemv_fits(const void *x, const void *w, int cols);
 void cuda_gemv(float *out, const __nv_bfloat16 *x, const void *w, int cols, int rows);
 void cuda_gemv_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int cols,
                         int rows);
+void cuda_gemv_add(float *y, const __nv_bfloat16 *x, const void *w, int cols, int rows);
 void cuda_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos, int n);
 void cuda_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int cols, int inter);
-void cuda_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
+void cuda_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate,
               const void *w_up, const void *w_down, int n, int hidden, int inter);
 void cuda_swiglu(float *gate, const float *up, size_t n);
 void cuda_attn_init(attn_state *s, int rows, int head_dim);
@@ -82,7 +81,7 @@ void cuda_attn_finalize(void *out, const attn_state *s, int rows, int head_dim);
 const __nv_bfloat16 *cuda_attn_cudnn_alone(const __nv_bfloat16 *q, int nq, int n_heads,
                                            int n_kv_heads, int head_dim, const attn_keys *keys,
                                            float scale);
-void cuda_attend_project(void *out, attn_state *s, void *att, const void *q, int nq, int n_heads,
+void cuda_attend_project(float *y, attn_state *s, void *att, const void *q, int nq, int n_heads,
                          int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
                          const void *w_o, int rows);
 void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
@@ -100,22 +99,20 @@ int cuda_sample(const float *logits, int vocab, float temperature, float top_p, 
 void cuda_kv_write_f32(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);
 void cuda_embedding_f32(float *out, const void *table, const int *ids, int n, int dim);
 void cuda_rmsnorm_f32(void *out, const float *x, const void *w, int n, int dim, float eps);
-void cuda_add_rmsnorm_f32(void *out, float *x, const void *delta, const void *w, int n, int dim,
-                          float eps);
-void cuda_add_f32(float *y, const void *x, size_t n);
 void cuda_matmul_f32(void *out, const void *x, const void *w, int n, int cols, int rows);
 void cuda_matmul_logits_f32(float *out, const void *x, const void *w, int n, int cols, int rows);
+void cuda_matmul_add_f32(float *y, const void *x, const void *w, int n, int cols, int rows);
 void cuda_qkv_f32(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos,
                   int n);
 void cuda_matmul_swiglu_f32(void *out, const void *x, const void *w_gate_up, int cols, int inter);
-void cuda_mlp_f32(void *out, float *gate, float *up, const void *x, const void *w_gate,
+void cuda_mlp_f32(float *y, float *gate, float *up, const void *x, const void *w_gate,
                   const void *w_up, const void *w_down, int n, int hidden, int inter);
 /* Attention in fp32 throughout (attention_f32.cu): any head_dim up to 256. */
 void cuda_attn_accumulate_f32(attn_state *s, const void *q, int nq, int n_heads, int n_kv_heads,
                               int head_dim, const attn_keys *keys, float scale);
 void cuda_attn_finalize_f32(void *out, const attn_state *s, int rows, int head_dim);
 void cuda_weight_random_f32(void *dst, size_t count, uint64_t seed, float scale);
-void cuda_attend_project_f32(void *out, attn_state *s, void *att, const void *q, int nq,
+void cuda_attend_project_f32(float *y, attn_state *s, void *att, const void *q, int nq,
                              int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
                              float scale, const void *w_o, int rows);
 

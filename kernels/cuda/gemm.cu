@@ -1,6 +1,8 @@
 /* out[n][rows] = x[n][cols] . w[rows][cols]^T through cuBLASLt: bf16 operands (the activations
  * and the weights as stored in the checkpoint), fp32 accumulation, the result rounded once to
- * bf16 (an activation) or kept in fp32 (the logits), as the reference's bf16 inference computes.
+ * bf16 (an activation) or kept in fp32 (the logits), as the reference's bf16 inference computes;
+ * or added in fp32 into the fp32 residual stream (beta = 1: the output projections), which saves
+ * the norm after it a read and a write of the stream (bench/NOTES.md entry 14).
  * One token's product (decoding) goes to gemv.cu instead. In the fp32 precision both operands
  * and the result are fp32 and so is the arithmetic (CUBLAS_COMPUTE_32F: no TF32).
  *
@@ -92,25 +94,25 @@ static const gemm_plan *plan_for(int n, int cols, int rows, cudaDataType_t type,
     return p;
 }
 
-/* out = x . w^T through the plan for the shape and the types. */
+/* out = x . w^T + beta * out through the plan for the shape and the types. */
 static void gemm(void *out, const void *x, const void *w, int n, int cols, int rows,
-                 cudaDataType_t type, cudaDataType_t out_type)
+                 cudaDataType_t type, cudaDataType_t out_type, float beta)
 {
     const gemm_plan *p = plan_for(n, cols, rows, type, out_type);
-    float one = 1.0f, zero = 0.0f;
-    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &zero, out, p->c, out, p->c,
+    float one = 1.0f;
+    cublasCheck(cublasLtMatmul(lt, p->op, &one, w, p->a, x, p->b, &beta, out, p->c, out, p->c,
                                &p->algo, workspace, WORKSPACE_BYTES, 0));
 }
 
 void cuda_gemm_bf16(float *out, const __nv_bfloat16 *x, const void *w, int n, int cols, int rows)
 {
-    gemm(out, x, w, n, cols, rows, CUDA_R_16BF, CUDA_R_32F);
+    gemm(out, x, w, n, cols, rows, CUDA_R_16BF, CUDA_R_32F, 0.0f);
 }
 
 void cuda_gemm_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *w, int n, int cols,
                         int rows)
 {
-    gemm(out, x, w, n, cols, rows, CUDA_R_16BF, CUDA_R_16BF);
+    gemm(out, x, w, n, cols, rows, CUDA_R_16BF, CUDA_R_16BF, 0.0f);
 }
 
 void cuda_matmul(void *out, const void *x, const void *w, int n, int cols, int rows)
@@ -131,15 +133,29 @@ void cuda_matmul_logits(float *out, const void *x, const void *w, int n, int col
         cuda_gemm_bf16(out, xb, w, n, cols, rows);
 }
 
+void cuda_matmul_add(float *y, const void *x, const void *w, int n, int cols, int rows)
+{
+    const __nv_bfloat16 *xb = (const __nv_bfloat16 *)x;
+    if (n == 1 && cuda_gemv_fits(x, w, cols))
+        cuda_gemv_add(y, xb, w, cols, rows);
+    else
+        gemm(y, xb, w, n, cols, rows, CUDA_R_16BF, CUDA_R_32F, 1.0f);
+}
+
 /* The fp32 precision's products: X and W as they are, one token included. */
 void cuda_matmul_f32(void *out, const void *x, const void *w, int n, int cols, int rows)
 {
-    gemm(out, x, w, n, cols, rows, CUDA_R_32F, CUDA_R_32F);
+    gemm(out, x, w, n, cols, rows, CUDA_R_32F, CUDA_R_32F, 0.0f);
 }
 
 void cuda_matmul_logits_f32(float *out, const void *x, const void *w, int n, int cols, int rows)
 {
     cuda_matmul_f32(out, x, w, n, cols, rows);
+}
+
+void cuda_matmul_add_f32(float *y, const void *x, const void *w, int n, int cols, int rows)
+{
+    gemm(y, x, w, n, cols, rows, CUDA_R_32F, CUDA_R_32F, 1.0f);
 }
 
 struct product_args {
@@ -152,7 +168,7 @@ struct product_args {
 static void product_once(void *user)
 {
     const product_args *g = (const product_args *)user;
-    gemm(g->out, g->x, g->w, g->n, g->n, g->n, g->type, CUDA_R_32F);
+    gemm(g->out, g->x, g->w, g->n, g->n, g->n, g->type, CUDA_R_32F, 0.0f);
 }
 
 /* The matrix rate of this GPU through the same cuBLASLt path as the model's products (bf16 or fp32

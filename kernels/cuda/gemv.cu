@@ -1,5 +1,6 @@
 /* out[rows] = w[rows][cols] . x[cols] for one token (decoding): bf16 weights and activations,
- * fp32 accumulation, the result in fp32 (logits) or rounded to bf16 (an activation). A decoded
+ * fp32 accumulation, the result in fp32 (logits), rounded to bf16 (an activation) or added into
+ * the fp32 residual stream (an output projection). A decoded
  * token's products read every weight once and do two FLOPs per weight, so they are bound by memory:
  * cuBLASLt's kernels for one column, with the activations first rounded to bf16 by a kernel of
  * their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s (bench/NOTES.md, entry 6). Here one warp
@@ -38,9 +39,9 @@ static __device__ __forceinline__ void store(__nv_bfloat16 *out, float v)
     *out = __float2bfloat16_rn(v);
 }
 
-/* PAIRED = 1: out[row] = w[row] . x. PAIRED = 2: out[row] = silu(w[row] . x) * (w[rows + row] . x),
- * the two rows' loads interleaved. */
-template <int PAIRED, typename OUT>
+/* PAIRED = 1: out[row] = w[row] . x (out[row] += with ADD). PAIRED = 2:
+ * out[row] = silu(w[row] . x) * (w[rows + row] . x), the two rows' loads interleaved. */
+template <int PAIRED, typename OUT, bool ADD = false>
 __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     gemv_kernel(OUT *out, const __nv_bfloat16 *x, const __nv_bfloat16 *w, int cols, int rows)
 {
@@ -85,6 +86,8 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     if (lane == 0) {
         if constexpr (PAIRED == 2)
             store(out + row, acc[0] / (1.0f + expf(-acc[0])) * acc[1]);
+        else if constexpr (ADD)
+            out[row] += acc[0];
         else
             store(out + row, acc[0]);
     }
@@ -113,6 +116,13 @@ void cuda_gemv_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *
     gemv_kernel<1, __nv_bfloat16>
         <<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(out, x, (const __nv_bfloat16 *)w, cols, rows);
     cudaCheckLaunch("gemv");
+}
+
+void cuda_gemv_add(float *y, const __nv_bfloat16 *x, const void *w, int cols, int rows)
+{
+    gemv_kernel<1, float, true>
+        <<<blocks_for(rows), WARPS_PER_BLOCK * 32>>>(y, x, (const __nv_bfloat16 *)w, cols, rows);
+    cudaCheckLaunch("gemv into the residual stream");
 }
 
 /* The gated rows in bf16 (OUT's first INTER values); where the kernel does not fit, both products

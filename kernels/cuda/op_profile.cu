@@ -139,12 +139,6 @@ static void p_rmsnorm(void *out, const float *x, const void *w, int n, int dim, 
     TIMED("rmsnorm", inner.rmsnorm(out, x, w, n, dim, eps));
 }
 
-static void p_add_rmsnorm(void *out, float *x, const void *delta, const void *w, int n, int dim,
-                          float eps)
-{
-    TIMED("add_rmsnorm", inner.add_rmsnorm(out, x, delta, w, n, dim, eps));
-}
-
 static void p_matmul(void *out, const void *x, const void *w, int n, int cols, int rows)
 {
     char name[40];
@@ -157,6 +151,13 @@ static void p_matmul_logits(float *out, const void *x, const void *w, int n, int
     char name[40];
     snprintf(name, sizeof name, "matmul_logits %dx%d", rows, cols);
     TIMED(name, inner.matmul_logits(out, x, w, n, cols, rows));
+}
+
+static void p_matmul_add(float *y, const void *x, const void *w, int n, int cols, int rows)
+{
+    char name[40];
+    snprintf(name, sizeof name, "matmul_add %dx%d", rows, cols);
+    TIMED(name, inner.matmul_add(y, x, w, n, cols, rows));
 }
 
 static void p_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos,
@@ -172,17 +173,12 @@ static void p_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int
     TIMED(name, inner.matmul_swiglu(out, x, w_gate_up, cols, inter));
 }
 
-static void p_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
+static void p_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate,
                   const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
     char name[48];
     snprintf(name, sizeof name, "mlp %dx%d", hidden, inter);
-    TIMED(name, inner.mlp(out, gate, up, x, w_gate, w_up, w_down, n, hidden, inter));
-}
-
-static void p_add(float *y, const void *x, size_t n)
-{
-    TIMED("add", inner.add(y, x, n));
+    TIMED(name, inner.mlp(y, gate, up, x, w_gate, w_up, w_down, n, hidden, inter));
 }
 
 static void p_attn_init(attn_state *s, int rows, int head_dim)
@@ -202,11 +198,11 @@ static void p_attn_finalize(void *out, const attn_state *s, int rows, int head_d
     TIMED("attn_finalize", inner.attn_finalize(out, s, rows, head_dim));
 }
 
-static void p_attend_project(void *out, attn_state *s, void *att, const void *q, int nq,
+static void p_attend_project(float *y, attn_state *s, void *att, const void *q, int nq,
                              int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
                              float scale, const void *w_o, int rows)
 {
-    TIMED("attend_project", inner.attend_project(out, s, att, q, nq, n_heads, n_kv_heads, head_dim,
+    TIMED("attend_project", inner.attend_project(y, s, att, q, nq, n_heads, n_kv_heads, head_dim,
                                                  keys, scale, w_o, rows));
 }
 
@@ -227,13 +223,12 @@ const backend *cuda_op_profile_wrap(const backend *be)
     wrapped.kv_write = p_kv_write;
     wrapped.embedding = p_embedding;
     wrapped.rmsnorm = p_rmsnorm;
-    wrapped.add_rmsnorm = p_add_rmsnorm;
     wrapped.matmul = p_matmul;
     wrapped.matmul_logits = p_matmul_logits;
+    wrapped.matmul_add = p_matmul_add;
     wrapped.qkv = p_qkv;
     wrapped.matmul_swiglu = p_matmul_swiglu;
     wrapped.mlp = p_mlp;
-    wrapped.add = p_add;
     wrapped.attn_init = p_attn_init;
     wrapped.attn_accumulate = p_attn_accumulate;
     wrapped.attn_finalize = p_attn_finalize;

@@ -57,8 +57,8 @@ static int grid_for(size_t n)
 }
 
 /* The gate and up products in bf16 in GATE and UP's room, gated there in place, and that the
- * down projection's input. */
-void cuda_mlp(void *out, float *gate, float *up, const void *x, const void *w_gate,
+ * down projection's input, the projection added into Y. */
+void cuda_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate,
               const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
     __nv_bfloat16 *g = (__nv_bfloat16 *)gate, *u = (__nv_bfloat16 *)up;
@@ -68,7 +68,7 @@ void cuda_mlp(void *out, float *gate, float *up, const void *x, const void *w_ga
     size_t vectors = ((uintptr_t)g | (uintptr_t)u) % 16 ? 0 : elems / 8;
     swiglu_bf16_kernel<<<grid_for(vectors ? vectors : elems), 256>>>(g, u, elems, vectors);
     cudaCheckLaunch("swiglu in bf16");
-    cuda_matmul(out, g, w_down, n, inter, hidden);
+    cuda_matmul_add(y, g, w_down, n, inter, hidden);
 }
 
 /* The fp32 precision's MLP, in the CPU's order: the products, then the gating, then the down
@@ -80,11 +80,11 @@ void cuda_matmul_swiglu_f32(void *out, const void *x, const void *w_gate_up, int
     cuda_swiglu(both, both + inter, (size_t)inter);
 }
 
-void cuda_mlp_f32(void *out, float *gate, float *up, const void *x, const void *w_gate,
+void cuda_mlp_f32(float *y, float *gate, float *up, const void *x, const void *w_gate,
                   const void *w_up, const void *w_down, int n, int hidden, int inter)
 {
     cuda_matmul_f32(gate, x, w_gate, n, hidden, inter);
     cuda_matmul_f32(up, x, w_up, n, hidden, inter);
     cuda_swiglu(gate, up, (size_t)n * inter);
-    cuda_matmul_f32(out, gate, w_down, n, inter, hidden);
+    cuda_matmul_add_f32(y, gate, w_down, n, inter, hidden);
 }

@@ -119,25 +119,45 @@ static void check(const char *op, const char *shape, const float *got, const flo
     check_tol(op, shape, got, want, n, TOLERANCE);
 }
 
-/* An activation's product, and the logits' (fp32 out). */
+/* Y - Y0 against WANT - Y0: what an operation added into the residual stream Y0, which is
+ * larger than what is added (as in the model), so that the sum's own error does not hide the
+ * addition's. */
+static void check_added(const char *op, const char *shape, float *got, float *want,
+                        const float *y0, size_t n, double tol)
+{
+    for (size_t i = 0; i < n; i++) {
+        got[i] -= y0[i];
+        want[i] -= y0[i];
+    }
+    check_tol(op, shape, got, want, n, tol);
+}
+
+/* An activation's product, the logits' (fp32 out), and the product added into the fp32 residual
+ * stream (fp32 on both sides: the GPU's sum of its fp32 accumulation). */
 static void test_matmul(int n, int cols, int rows)
 {
     float *x = random_buf((size_t)n * cols, 1, 1), *w = random_buf((size_t)rows * cols, 0.1f, 1);
-    float *want = malloc(sizeof(float) * n * rows);
+    float *y0 = random_buf((size_t)n * rows, 8, 0);
+    float *want = malloc(sizeof(float) * n * rows), *want_y = malloc(sizeof(float) * n * rows);
     cpu->matmul(want, x, w, n, cols, rows);
+    memcpy(want_y, y0, sizeof(float) * n * rows);
+    cpu->matmul_add(want_y, x, w, n, cols, rows);
     void *dx = upload_act(x, (size_t)n * cols), *dw = upload_weights(w, (size_t)rows * cols);
-    float *dlogits = upload(want, (size_t)n * rows);
+    float *dlogits = upload(want, (size_t)n * rows), *dy = upload(y0, (size_t)n * rows);
     void *dout = upload_act(want, (size_t)n * rows);
     gpu->matmul(dout, dx, dw, n, cols, rows);
     gpu->matmul_logits(dlogits, dx, dw, n, cols, rows);
+    gpu->matmul_add(dy, dx, dw, n, cols, rows);
     float *got = download_act(dout, (size_t)n * rows), *got_logits = download(dlogits, n * rows);
+    float *got_y = download(dy, (size_t)n * rows);
     char shape[64];
     snprintf(shape, sizeof shape, "n=%d cols=%d rows=%d", n, cols, rows);
     check("matmul_logits", shape, got_logits, want, (size_t)n * rows);
+    check_added("matmul_add", shape, got_y, want_y, y0, (size_t)n * rows, TOLERANCE);
     round_act(want, (size_t)n * rows);
     check_tol("matmul", shape, got, want, (size_t)n * rows, ACT_TOLERANCE);
-    gpu->free(dx), gpu->free(dout), gpu->free(dw), gpu->free(dlogits);
-    free(x), free(w), free(want), free(got), free(got_logits);
+    gpu->free(dx), gpu->free(dout), gpu->free(dw), gpu->free(dlogits), gpu->free(dy);
+    free(x), free(w), free(y0), free(want), free(want_y), free(got), free(got_logits), free(got_y);
 }
 
 /* One token's gate and up products, gated (the weights side by side as one matrix). */
@@ -173,29 +193,6 @@ static void test_rmsnorm(int n, int dim)
     check_tol("rmsnorm", shape, got, want, (size_t)n * dim, ACT_TOLERANCE);
     gpu->free(dx), gpu->free(dout), gpu->free(dw);
     free(x), free(w), free(want), free(got);
-}
-
-/* The residual form (a block's output DELTA into the fp32 stream X): both the updated X and the
- * normed output are compared. */
-static void test_add_rmsnorm(int n, int dim)
-{
-    size_t count = (size_t)n * dim;
-    float *x = random_buf(count, 3, 0), *delta = random_buf(count, 1, 1);
-    float *w = random_buf(dim, 1, 1);
-    float *want_x = malloc(sizeof(float) * count), *want = malloc(sizeof(float) * count);
-    memcpy(want_x, x, sizeof(float) * count);
-    cpu->add_rmsnorm(want, want_x, delta, w, n, dim, 1e-5f);
-    float *dx = upload(x, count);
-    void *dd = upload_act(delta, count), *dout = upload_act(x, count), *dw = upload_weights(w, dim);
-    gpu->add_rmsnorm(dout, dx, dd, dw, n, dim, 1e-5f);
-    float *got = download_act(dout, count), *got_x = download(dx, count);
-    char shape[64];
-    snprintf(shape, sizeof shape, "n=%d dim=%d", n, dim);
-    check("add_rmsnorm x", shape, got_x, want_x, count);
-    round_act(want, count);
-    check_tol("add_rmsnorm", shape, got, want, count, ACT_TOLERANCE);
-    gpu->free(dx), gpu->free(dd), gpu->free(dw), gpu->free(dout);
-    free(x), free(delta), free(w), free(want_x), free(want), free(got), free(got_x);
 }
 
 static void test_embedding(int n, int vocab, int dim)
@@ -290,27 +287,9 @@ static void test_qkv(int n, int cols, int heads, int kv_heads, int d, int first_
     free(x), free(w), free(inv), free(pos), free(q), free(k), free(v);
 }
 
-/* The last layer's output (an activation) into the fp32 residual stream. */
-static void test_add(size_t n)
-{
-    float *a = random_buf(n, 4, 0), *b = random_buf(n, 4, 1);
-    float *want = malloc(sizeof(float) * n);
-    memcpy(want, a, sizeof(float) * n);
-    cpu->add(want, b, n);
-    float *da = upload(a, n);
-    void *db = upload_act(b, n);
-    gpu->add(da, db, n);
-    float *got = download(da, n);
-    char shape[64];
-    snprintf(shape, sizeof shape, "n=%zu", n);
-    check("add", shape, got, want, n);
-    gpu->free(da), gpu->free(db);
-    free(a), free(b), free(want), free(got);
-}
-
-/* The MLP of N rows. On the GPU the gate and up products are kept in bf16 and the gated rows
- * enter the down projection in bf16 (as bf16 inference does): three roundings of a relative
- * 2^-9, averaging out over the down projection's INTER terms, and the output's own. */
+/* The MLP of N rows, added into the residual stream. On the GPU the gate and up products are
+ * kept in bf16 and the gated rows enter the down projection in bf16 (as bf16 inference does):
+ * three roundings of a relative 2^-9, averaging out over the down projection's INTER terms. */
 #define MLP_TOLERANCE 6e-3
 static void test_mlp(int n, int hidden, int inter)
 {
@@ -318,23 +297,24 @@ static void test_mlp(int n, int hidden, int inter)
     float *wg = random_buf((size_t)inter * hidden, 0.1f, 1),
           *wu = random_buf((size_t)inter * hidden, 0.1f, 1);
     float *wd = random_buf((size_t)hidden * inter, 0.1f, 1);
-    float *want = malloc(sizeof(float) * n * hidden);
+    float *y0 = random_buf((size_t)n * hidden, 8, 0), *want = malloc(sizeof(float) * n * hidden);
     float *g = malloc(sizeof(float) * n * inter), *u = malloc(sizeof(float) * n * inter);
+    memcpy(want, y0, sizeof(float) * n * hidden);
     cpu->mlp(want, g, u, x, wg, wu, wd, n, hidden, inter);
-    void *dx = upload_act(x, (size_t)n * hidden), *dout = upload_act(want, (size_t)n * hidden);
+    void *dx = upload_act(x, (size_t)n * hidden);
+    float *dout = upload(y0, (size_t)n * hidden);
     float *dg = upload(g, (size_t)n * inter), *du = upload(u, (size_t)n * inter);
     void *dwg = upload_weights(wg, (size_t)inter * hidden),
          *dwu = upload_weights(wu, (size_t)inter * hidden);
     void *dwd = upload_weights(wd, (size_t)hidden * inter);
     gpu->mlp(dout, dg, du, dx, dwg, dwu, dwd, n, hidden, inter);
-    float *got = download_act(dout, (size_t)n * hidden);
+    float *got = download(dout, (size_t)n * hidden);
     char shape[64];
     snprintf(shape, sizeof shape, "n=%d hidden=%d inter=%d", n, hidden, inter);
-    round_act(want, (size_t)n * hidden);
-    check_tol("mlp", shape, got, want, (size_t)n * hidden, MLP_TOLERANCE);
+    check_added("mlp", shape, got, want, y0, (size_t)n * hidden, MLP_TOLERANCE);
     gpu->free(dx), gpu->free(dout), gpu->free(dg), gpu->free(du);
     gpu->free(dwg), gpu->free(dwu), gpu->free(dwd);
-    free(x), free(wg), free(wu), free(wd), free(want), free(g), free(u), free(got);
+    free(x), free(wg), free(wu), free(wd), free(y0), free(want), free(g), free(u), free(got);
 }
 
 /* Keys of one segment on both backends: bf16-rounded fp32 for the CPU, the cache's bf16 on the
@@ -404,9 +384,10 @@ static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int 
     free(got_m), free(got_l), free(got_lse), free(want_lse);
 }
 
-/* A layer's attention over one key set alone, then its output projection (global attention): on
- * the GPU, cuDNN's bf16 output feeds the projection as it is where cuDNN takes the shape; its
- * rounding to bf16 comes on top of the attention's own (where the CPU's output stays fp32). */
+/* A layer's attention over one key set alone, then its output projection added into the residual
+ * stream (global attention): on the GPU, cuDNN's bf16 output feeds the projection as it is where
+ * cuDNN takes the shape; its rounding to bf16 comes on top of the attention's own (where the
+ * CPU's output stays fp32). */
 #define ATTEND_PROJECT_TOLERANCE 6e-3
 static void test_attend_project(int nq, int heads, int kv_heads, int d, int nk, int rows)
 {
@@ -418,24 +399,26 @@ static void test_attend_project(int nq, int heads, int kv_heads, int d, int nk, 
     float *hm = malloc(sizeof(float) * nq * heads * (d + 2)),
           *att = malloc(sizeof(float) * nq * qd);
     attn_state hs = {hm, hm + nq * heads, hm + 2 * nq * heads};
-    float *want = malloc(sizeof(float) * nq * rows);
+    float *y0 = random_buf((size_t)nq * rows, 8, 0), *want = malloc(sizeof(float) * nq * rows);
+    memcpy(want, y0, sizeof(float) * nq * rows);
     cpu->attend_project(want, &hs, att, q, nq, heads, kv_heads, d, &ck, scale, wo, rows);
 
     void *dq = upload_act(q, (size_t)nq * qd);
-    float *dm = upload(hm, (size_t)nq * heads * (d + 2));
-    void *datt = upload_act(att, (size_t)nq * qd), *dout = upload_act(want, (size_t)nq * rows);
+    float *dm = upload(hm, (size_t)nq * heads * (d + 2)), *dout = upload(y0, (size_t)nq * rows);
+    void *datt = upload_act(att, (size_t)nq * qd);
     attn_state ds = {dm, dm + nq * heads, dm + 2 * nq * heads};
     void *dwo = upload_weights(wo, (size_t)rows * qd);
     gpu->attend_project(dout, &ds, datt, dq, nq, heads, kv_heads, d, &gk, scale, dwo, rows);
-    float *got = download_act(dout, (size_t)nq * rows);
-    round_act(want, (size_t)nq * rows);
+    float *got = download(dout, (size_t)nq * rows);
     char shape[96];
     snprintf(shape, sizeof shape, "q=%d h=%d/%d d=%d k=%d rows=%d", nq, heads, kv_heads, d, nk,
              rows);
-    check_tol("attend_project", shape, got, want, (size_t)nq * rows, ATTEND_PROJECT_TOLERANCE);
+    check_added("attend_project", shape, got, want, y0, (size_t)nq * rows,
+                ATTEND_PROJECT_TOLERANCE);
     gpu->free(dq), gpu->free(dm), gpu->free(datt), gpu->free(dout), gpu->free(dwo);
     gpu->free(sg.dk), gpu->free(sg.dv);
-    free(q), free(wo), free(sg.k), free(sg.v), free(hm), free(att), free(want), free(got);
+    free(q), free(wo), free(sg.k), free(sg.v), free(hm), free(att), free(y0), free(want);
+    free(got);
 }
 
 typedef struct {
@@ -561,10 +544,15 @@ int main(int argc, char **argv)
     test_matmul_swiglu(100, 37); /* cuBLASLt, then the gating */
     test_matmul(37, 256, 96);
     test_matmul(512, 4096, 1024);
+    test_matmul(1, 14336, 4096); /* the down projection of one token, into the stream */
+    /* rows held in registers (four values per thread per group: 1, 4, 2 and 8 groups), and
+     * the general form */
     test_rmsnorm(1, 4096);
+    test_rmsnorm(300, 4096);
+    test_rmsnorm(100, 2048);
+    test_rmsnorm(70, 8192);
     test_rmsnorm(300, 96);
-    test_add_rmsnorm(1, 4096);
-    test_add_rmsnorm(300, 96);
+    test_rmsnorm(2, 1000);
     test_embedding(333, 1000, 128);
     /* one token (gemv.cu; one product where the weights lie back to back), prefill chunks, far
      * positions, a small head_dim, and the parts a rank or a block's last layer wants alone */
@@ -576,7 +564,6 @@ int main(int argc, char **argv)
     test_qkv(300, 512, 8, 8, 64, 40, 1, 'a');
     test_qkv(33, 256, 8, 2, 64, 100, 1, 'q');
     test_qkv(33, 256, 8, 2, 64, 100, 1, 'k');
-    test_add(1000003);
     test_mlp(1, 512, 1000);    /* one token: gemv.cu, bf16 products */
     test_mlp(300, 96, 1000);   /* bf16 products, gated two at a time */
     test_mlp(77, 64, 333);     /* an odd width: gated one at a time */
