@@ -2,10 +2,17 @@
  * one layer's attention in a global-attention prefill) and one decoded token over N cached keys,
  * timed through the backend interface as the model calls it (init, accumulate, finalize).
  *   bench_attention [--lengths 16384,65536] [--heads 32] [--kv-heads 8] [--head-dim 128]
- *                   [--reps 5] [--tests prefill,decode] [--json FILE]
+ *                   [--reps 5] [--tests prefill,decode] [--chunk C] [--json FILE]
  * Prefill TFLOP/s counts the causal half, 4 * n^2 / 2 * head_dim * heads, the convention of
  * FlashAttention's and PyTorch's benchmarks; decode GB/s counts the K and V bytes read, over the
- * mean time of 20 calls issued back to back. */
+ * mean time of 20 calls issued back to back.
+ *
+ * With --chunk C the prefill is also timed as a chunked prefill makes it: N / C calls of C
+ * queries, chunk c over the (c + 1) C keys before and in it, causal from the bottom right; and
+ * the same calls with every key visible (the rectangles, counted in full). Where the causal calls
+ * are not faster than the rectangles by the masked triangles' share, the kernel computes what the
+ * mask hides. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +24,7 @@
 
 typedef struct {
     int lengths[16], n_lengths, heads, kv_heads, head_dim, reps;
+    int chunk; /* 0: no chunked prefill */
     int prefill, decode; /* which tests run */
     const char *json;
 } options;
@@ -25,14 +33,15 @@ static void usage_exit(const char *msg)
 {
     fprintf(stderr,
             "bench_attention: %s\nusage: bench_attention [--lengths N,N,...] [--heads H] "
-            "[--kv-heads G] [--head-dim D] [--reps R] [--tests prefill,decode] [--json FILE]\n",
+            "[--kv-heads G] [--head-dim D] [--reps R] [--tests prefill,decode] [--chunk C] "
+            "[--json FILE]\n",
             msg);
     exit(2);
 }
 
 static int parse_options(options *o, int argc, char **argv)
 {
-    *o = (options){{16384, 65536}, 2, 32, 8, 128, 5, 1, 1, NULL};
+    *o = (options){{16384, 65536}, 2, 32, 8, 128, 5, 0, 1, 1, NULL};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc)
@@ -56,6 +65,10 @@ static int parse_options(options *o, int argc, char **argv)
             o->decode = strstr(v, "decode") != NULL;
             if (!o->prefill && !o->decode)
                 usage_exit("--tests: prefill, decode or prefill,decode");
+        } else if (!strcmp(f, "--chunk")) {
+            o->chunk = atoi(v);
+            if (o->chunk < 1)
+                usage_exit("--chunk must be a positive number of tokens");
         } else if (!strcmp(f, "--json")) {
             o->json = v;
         } else {
@@ -130,6 +143,37 @@ static timing time_attention(const backend *be, const options *o, int nq, int ba
     return t;
 }
 
+/* Seconds for the N / CHUNK calls of a chunked prefill (MASKED: causal from the bottom right;
+ * otherwise every key visible), best and mean over the repetitions after one warm-up. */
+static timing time_chunks(const backend *be, const options *o, int n, const void *q,
+                          const void *k, const void *v, attn_state *st, void *out, int masked)
+{
+    int c = o->chunk, d = o->head_dim, kvd = o->kv_heads * d;
+    float scale = 1.0f / sqrtf((float)d);
+    timing t = {1e30, 0.0, 0.0};
+    for (int r = -1; r < o->reps; r++) {
+        sync_device(be, out);
+        double t0 = timer_now();
+        for (int first = 0; first < n; first += c) {
+            const void *qc = (const char *)q + be->act_size * (size_t)first * o->heads * d;
+            attn_keys keys = {k, v, first + c, kvd, masked ? first : INT_MAX};
+            be->attn_init(st, c * o->heads, d);
+            be->attn_accumulate(st, qc, c, o->heads, o->kv_heads, d, &keys, scale);
+            be->attn_finalize(out, st, c * o->heads, d);
+        }
+        sync_device(be, out);
+        double dt = timer_now() - t0;
+        if (r < 0) {
+            t.first = dt;
+            continue;
+        }
+        t.mean += dt / o->reps;
+        if (dt < t.best)
+            t.best = dt;
+    }
+    return t;
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -179,6 +223,28 @@ int main(int argc, char **argv)
                         "\"mean_s\":%.6g,\"first_s\":%.6g,\"flops\":%.6g,\"tflops\":%.4g}\n",
                         impl, o.heads, o.kv_heads, d, n, t.best, t.mean, t.first, flops,
                         flops / t.best / 1e12);
+        }
+        if (o.prefill && o.chunk && n % o.chunk == 0 && n > o.chunk) {
+            int chunks = n / o.chunk;
+            double causal_flops = 4.0 * n * (double)n / 2 * d * o.heads;
+            double rect_flops = 4.0 * o.chunk * (double)o.chunk * chunks * (chunks + 1) / 2 * d *
+                                o.heads;
+            for (int masked = 1; masked >= 0; masked--) {
+                timing t = time_chunks(be, &o, n, q, k, v, &st, out, masked);
+                double flops = masked ? causal_flops : rect_flops;
+                const char *name = masked ? "chunks causal" : "chunks unmasked";
+                printf("| prefill %d %s | %d | %d | %d | %d | %.3f | %.3f | %.1f | |\n", o.chunk,
+                       name, o.heads, o.kv_heads, d, n, t.best * 1e3, t.mean * 1e3,
+                       flops / t.best / 1e12);
+                if (json)
+                    fprintf(json,
+                            "{\"test\":\"attn_prefill_chunks\",\"impl\":\"%s\",\"masked\":%d,"
+                            "\"chunk\":%d,\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,"
+                            "\"n\":%d,\"best_s\":%.6g,\"mean_s\":%.6g,\"first_s\":%.6g,"
+                            "\"flops\":%.6g,\"tflops\":%.4g}\n",
+                            impl, masked, o.chunk, o.heads, o.kv_heads, d, n, t.best, t.mean,
+                            t.first, flops, flops / t.best / 1e12);
+            }
         }
         if (o.decode) {
             /* one decoded token at position n - 1 over the n cached keys (context in full) */
