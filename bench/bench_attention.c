@@ -24,7 +24,7 @@
 
 typedef struct {
     int lengths[16], n_lengths, heads, kv_heads, head_dim, reps;
-    int chunk; /* 0: no chunked prefill */
+    int chunk;           /* 0: no chunked prefill */
     int prefill, decode; /* which tests run */
     const char *json;
 } options;
@@ -145,8 +145,8 @@ static timing time_attention(const backend *be, const options *o, int nq, int ba
 
 /* Seconds for the N / CHUNK calls of a chunked prefill (MASKED: causal from the bottom right;
  * otherwise every key visible), best and mean over the repetitions after one warm-up. */
-static timing time_chunks(const backend *be, const options *o, int n, const void *q,
-                          const void *k, const void *v, attn_state *st, void *out, int masked)
+static timing time_chunks(const backend *be, const options *o, int n, const void *q, const void *k,
+                          const void *v, attn_state *st, void *out, int masked)
 {
     int c = o->chunk, d = o->head_dim, kvd = o->kv_heads * d;
     float scale = 1.0f / sqrtf((float)d);
@@ -227,8 +227,8 @@ int main(int argc, char **argv)
         if (o.prefill && o.chunk && n % o.chunk == 0 && n > o.chunk) {
             int chunks = n / o.chunk;
             double causal_flops = 4.0 * n * (double)n / 2 * d * o.heads;
-            double rect_flops = 4.0 * o.chunk * (double)o.chunk * chunks * (chunks + 1) / 2 * d *
-                                o.heads;
+            double rect_flops =
+                4.0 * o.chunk * (double)o.chunk * chunks * (chunks + 1) / 2 * d * o.heads;
             for (int masked = 1; masked >= 0; masked--) {
                 timing t = time_chunks(be, &o, n, q, k, v, &st, out, masked);
                 double flops = masked ? causal_flops : rect_flops;

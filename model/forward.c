@@ -55,8 +55,8 @@ void forward_state_init(forward_state *fs, const model_config *cfg, const backen
     size_t parts[N_PARTS];
     size_t total = act_floats(cfg, n_max, logit_rows, parts);
     float *p = be->alloc(sizeof(float) * total, "activations");
-    void *slots[N_PARTS] = {&fs->x,      &fs->xn,      &fs->q,       &fs->att,
-                            &fs->hb,     &fs->hb2,     &fs->logits,  &fs->state.m,
+    void *slots[N_PARTS] = {&fs->x,       &fs->xn,      &fs->q,      &fs->att,
+                            &fs->hb,      &fs->hb2,     &fs->logits, &fs->state.m,
                             &fs->state.l, &fs->state.o, &fs->gate_up};
     for (int i = 0; i < N_PARTS; i++) {
         *(void **)slots[i] = p;

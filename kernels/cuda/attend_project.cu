@@ -24,9 +24,9 @@ void cuda_attend_project(float *y, attn_state *s, void *att, const void *q, int 
     cuda_matmul_add(y, att, w_o, nq, n_heads * head_dim, rows);
 }
 
-void cuda_attend_project_f32(float *y, attn_state *s, void *att, const void *q, int nq,
-                             int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
-                             float scale, const void *w_o, int rows)
+void cuda_attend_project_f32(float *y, attn_state *s, void *att, const void *q, int nq, int n_heads,
+                             int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
+                             const void *w_o, int rows)
 {
     cuda_attn_init(s, nq * n_heads, head_dim);
     cuda_attn_accumulate_f32(s, q, nq, n_heads, n_kv_heads, head_dim, keys, scale);

@@ -59,8 +59,8 @@ void cuda_gemv_bf16_out(__nv_bfloat16 *out, const __nv_bfloat16 *x, const void *
 void cuda_gemv_add(float *y, const __nv_bfloat16 *x, const void *w, int cols, int rows);
 void cuda_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos, int n);
 void cuda_matmul_swiglu(void *out, const void *x, const void *w_gate_up, int cols, int inter);
-void cuda_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate,
-              const void *w_up, const void *w_down, int n, int hidden, int inter);
+void cuda_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate, const void *w_up,
+              const void *w_down, int n, int hidden, int inter);
 void cuda_swiglu(float *gate, const float *up, size_t n);
 void cuda_attn_init(attn_state *s, int rows, int head_dim);
 void cuda_attn_accumulate(attn_state *s, const void *q, int nq, int n_heads, int n_kv_heads,
@@ -112,9 +112,9 @@ void cuda_attn_accumulate_f32(attn_state *s, const void *q, int nq, int n_heads,
                               int head_dim, const attn_keys *keys, float scale);
 void cuda_attn_finalize_f32(void *out, const attn_state *s, int rows, int head_dim);
 void cuda_weight_random_f32(void *dst, size_t count, uint64_t seed, float scale);
-void cuda_attend_project_f32(float *y, attn_state *s, void *att, const void *q, int nq,
-                             int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
-                             float scale, const void *w_o, int rows);
+void cuda_attend_project_f32(float *y, attn_state *s, void *att, const void *q, int nq, int n_heads,
+                             int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
+                             const void *w_o, int rows);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* out[rows] = w[rows][cols] . x[cols] for one token (decoding): bf16 weights and activations,
  * fp32 accumulation, the result in fp32 (logits), rounded to bf16 (an activation) or added into
- * the fp32 residual stream (an output projection). A decoded
- * token's products read every weight once and do two FLOPs per weight, so they are bound by memory:
+ * the fp32 residual stream (an output projection). A decoded token's products read every weight
+ * once and do two FLOPs per weight, so they are bound by memory:
  * cuBLASLt's kernels for one column, with the activations first rounded to bf16 by a kernel of
  * their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s (bench/NOTES.md, entry 6). Here one warp
  * takes a row: each lane streams 16-byte pieces of the row (8 weights), several loads in flight,

@@ -198,9 +198,9 @@ static void p_attn_finalize(void *out, const attn_state *s, int rows, int head_d
     TIMED("attn_finalize", inner.attn_finalize(out, s, rows, head_dim));
 }
 
-static void p_attend_project(float *y, attn_state *s, void *att, const void *q, int nq,
-                             int n_heads, int n_kv_heads, int head_dim, const attn_keys *keys,
-                             float scale, const void *w_o, int rows)
+static void p_attend_project(float *y, attn_state *s, void *att, const void *q, int nq, int n_heads,
+                             int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
+                             const void *w_o, int rows)
 {
     TIMED("attend_project", inner.attend_project(y, s, att, q, nq, n_heads, n_kv_heads, head_dim,
                                                  keys, scale, w_o, rows));

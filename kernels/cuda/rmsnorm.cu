@@ -69,8 +69,8 @@ static __device__ __forceinline__ uint2 f32_to_bf16x4(float4 v)
 }
 
 /* A row of G * 4 * blockDim.x values, thread t holding groups t, t + blockDim.x, ... */
-template <int G> __global__ void rmsnorm_rows_kernel(bf16 *out, const float *x, const bf16 *w,
-                                                     int dim, float eps)
+template <int G>
+__global__ void rmsnorm_rows_kernel(bf16 *out, const float *x, const bf16 *w, int dim, float eps)
 {
     overlap_release();
     overlap_wait();
@@ -114,8 +114,7 @@ void cuda_rmsnorm(void *out, const float *x, const void *w, int n, int dim, floa
     else if (aligned && groups == 8)
         launch_overlapped("rmsnorm", rmsnorm_rows_kernel<8>, n, threads, 0, o, x, wb, dim, eps);
     else
-        launch_overlapped("rmsnorm", rmsnorm_kernel<bf16, bf16>, n, threads, 0, o, x, wb, dim,
-                          eps);
+        launch_overlapped("rmsnorm", rmsnorm_kernel<bf16, bf16>, n, threads, 0, o, x, wb, dim, eps);
 }
 
 void cuda_rmsnorm_f32(void *out, const float *x, const void *w, int n, int dim, float eps)

@@ -58,8 +58,8 @@ static int grid_for(size_t n)
 
 /* The gate and up products in bf16 in GATE and UP's room, gated there in place, and that the
  * down projection's input, the projection added into Y. */
-void cuda_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate,
-              const void *w_up, const void *w_down, int n, int hidden, int inter)
+void cuda_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate, const void *w_up,
+              const void *w_down, int n, int hidden, int inter)
 {
     __nv_bfloat16 *g = (__nv_bfloat16 *)gate, *u = (__nv_bfloat16 *)up;
     cuda_matmul(g, x, w_gate, n, hidden, inter);

@@ -122,8 +122,8 @@ static void check(const char *op, const char *shape, const float *got, const flo
 /* Y - Y0 against WANT - Y0: what an operation added into the residual stream Y0, which is
  * larger than what is added (as in the model), so that the sum's own error does not hide the
  * addition's. */
-static void check_added(const char *op, const char *shape, float *got, float *want,
-                        const float *y0, size_t n, double tol)
+static void check_added(const char *op, const char *shape, float *got, float *want, const float *y0,
+                        size_t n, double tol)
 {
     for (size_t i = 0; i < n; i++) {
         got[i] -= y0[i];
