@@ -50,64 +50,18 @@ __global__ void swiglu_bf16_kernel(__nv_bfloat16 *gate, const __nv_bfloat16 *up,
             __float2bfloat16_rn(silu_times(__bfloat162float(gate[i]), __bfloat162float(up[i])));
 }
 
-/* out[r][j] = silu(both[r][j]) * both[r][inter + j]: rows of the gate and up products side by
- * side (one product over the two weights), the gated rows written apart, rounded once more to
- * bf16; eight at a time where INTER is a multiple of 8 and both buffers are 16-byte aligned. */
-__global__ void swiglu_halves_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *both, int n,
-                                     int inter, int by_eight)
-{
-    size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x,
-           stride = (size_t)gridDim.x * blockDim.x;
-    if (by_eight) {
-        size_t per_row = (size_t)inter / 8;
-        for (size_t i = first; i < (size_t)n * per_row; i += stride) {
-            size_t row = i / per_row, col = (i % per_row) * 8;
-            const __nv_bfloat16 *gr = both + row * 2 * inter + col;
-            uint4 g = *(const uint4 *)gr, u = *(const uint4 *)(gr + inter), h;
-            const __nv_bfloat162 *gp = (const __nv_bfloat162 *)&g,
-                                 *up2 = (const __nv_bfloat162 *)&u;
-            __nv_bfloat162 *hp = (__nv_bfloat162 *)&h;
-#pragma unroll
-            for (int t = 0; t < 4; t++) {
-                float2 a = __bfloat1622float2(gp[t]), b = __bfloat1622float2(up2[t]);
-                hp[t] = __floats2bfloat162_rn(silu_times(a.x, b.x), silu_times(a.y, b.y));
-            }
-            *(uint4 *)(out + row * inter + col) = h;
-        }
-        return;
-    }
-    for (size_t i = first; i < (size_t)n * inter; i += stride) {
-        size_t row = i / inter, col = i % inter;
-        const __nv_bfloat16 *gr = both + row * 2 * inter + col;
-        out[i] =
-            __float2bfloat16_rn(silu_times(__bfloat162float(gr[0]), __bfloat162float(gr[inter])));
-    }
-}
-
 static int grid_for(size_t n)
 {
     size_t blocks = (n + 255) / 256;
     return (int)(blocks < 65536 ? (blocks ? blocks : 1) : 65536);
 }
 
-/* The gate and up products in bf16 in GATE and UP's room, gated, and that the down projection's
- * input, the projection added into Y. Where the up weights follow the gate weights in memory (the
- * weight block places them so), one product over both ([n][2 inter] in GATE's room, which holds
- * n * inter fp32 values) is gated into UP: one GEMM of twice the width instead of two
- * (bench/NOTES.md entry 14). */
+/* The gate and up products in bf16 in GATE and UP's room, gated there in place, and that the
+ * down projection's input, the projection added into Y. */
 void cuda_mlp(float *y, float *gate, float *up, const void *x, const void *w_gate, const void *w_up,
               const void *w_down, int n, int hidden, int inter)
 {
     __nv_bfloat16 *g = (__nv_bfloat16 *)gate, *u = (__nv_bfloat16 *)up;
-    if ((const char *)w_up == (const char *)w_gate + sizeof(__nv_bfloat16) * inter * hidden) {
-        cuda_matmul(g, x, w_gate, n, hidden, 2 * inter);
-        int by_eight = inter % 8 == 0 && ((uintptr_t)g | (uintptr_t)u) % 16 == 0;
-        size_t work = (size_t)n * inter / (by_eight ? 8 : 1);
-        swiglu_halves_kernel<<<grid_for(work), 256>>>(u, g, n, inter, by_eight);
-        cudaCheckLaunch("swiglu over both products");
-        cuda_matmul_add(y, u, w_down, n, inter, hidden);
-        return;
-    }
     cuda_matmul(g, x, w_gate, n, hidden, inter);
     cuda_matmul(u, x, w_up, n, hidden, inter);
     size_t elems = (size_t)n * inter;

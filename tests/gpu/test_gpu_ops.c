@@ -291,11 +291,11 @@ static void test_qkv(int n, int cols, int heads, int kv_heads, int d, int first_
  * kept in bf16 and the gated rows enter the down projection in bf16 (as bf16 inference does):
  * three roundings of a relative 2^-9, averaging out over the down projection's INTER terms. */
 #define MLP_TOLERANCE 6e-3
-static void test_mlp(int n, int hidden, int inter, int packed)
+static void test_mlp(int n, int hidden, int inter)
 {
-    size_t wn = (size_t)inter * hidden;
     float *x = random_buf((size_t)n * hidden, 1, 1);
-    float *wg = random_buf(2 * wn, 0.1f, 1), *wu = wg + wn; /* the up weights after the gate's */
+    float *wg = random_buf((size_t)inter * hidden, 0.1f, 1),
+          *wu = random_buf((size_t)inter * hidden, 0.1f, 1);
     float *wd = random_buf((size_t)hidden * inter, 0.1f, 1);
     float *y0 = random_buf((size_t)n * hidden, 8, 0), *want = malloc(sizeof(float) * n * hidden);
     float *g = malloc(sizeof(float) * n * inter), *u = malloc(sizeof(float) * n * inter);
@@ -304,22 +304,17 @@ static void test_mlp(int n, int hidden, int inter, int packed)
     void *dx = upload_act(x, (size_t)n * hidden);
     float *dout = upload(y0, (size_t)n * hidden);
     float *dg = upload(g, (size_t)n * inter), *du = upload(u, (size_t)n * inter);
-    /* PACKED: the two weights back to back in one allocation (one product over both on the GPU),
-     * else apart */
-    void *dwg = upload_weights(wg, packed ? 2 * wn : wn);
-    void *dwu = packed ? (char *)dwg + gpu->weight_size * wn : upload_weights(wu, wn);
+    void *dwg = upload_weights(wg, (size_t)inter * hidden),
+         *dwu = upload_weights(wu, (size_t)inter * hidden);
     void *dwd = upload_weights(wd, (size_t)hidden * inter);
     gpu->mlp(dout, dg, du, dx, dwg, dwu, dwd, n, hidden, inter);
     float *got = download(dout, (size_t)n * hidden);
     char shape[64];
-    snprintf(shape, sizeof shape, "n=%d hidden=%d inter=%d %s", n, hidden, inter,
-             packed ? "packed" : "apart");
+    snprintf(shape, sizeof shape, "n=%d hidden=%d inter=%d", n, hidden, inter);
     check_added("mlp", shape, got, want, y0, (size_t)n * hidden, MLP_TOLERANCE);
     gpu->free(dx), gpu->free(dout), gpu->free(dg), gpu->free(du);
-    gpu->free(dwg), gpu->free(dwd);
-    if (!packed)
-        gpu->free(dwu);
-    free(x), free(wg), free(wd), free(y0), free(want), free(g), free(u), free(got);
+    gpu->free(dwg), gpu->free(dwu), gpu->free(dwd);
+    free(x), free(wg), free(wu), free(wd), free(y0), free(want), free(g), free(u), free(got);
 }
 
 /* Keys of one segment on both backends: bf16-rounded fp32 for the CPU, the cache's bf16 on the
@@ -569,15 +564,10 @@ int main(int argc, char **argv)
     test_qkv(300, 512, 8, 8, 64, 40, 1, 'a');
     test_qkv(33, 256, 8, 2, 64, 100, 1, 'q');
     test_qkv(33, 256, 8, 2, 64, 100, 1, 'k');
-    test_mlp(1, 512, 1000, 0);    /* one token: gemv.cu, bf16 products */
-    test_mlp(300, 96, 1000, 0);   /* bf16 products, gated eight at a time */
-    test_mlp(77, 64, 333, 0);     /* an odd width: gated one at a time */
-    test_mlp(512, 256, 14336, 0); /* a prefill chunk's rows over a long row */
-    /* the weights back to back: one product over both, gated from its two halves */
-    test_mlp(300, 96, 1000, 1);
-    test_mlp(77, 64, 333, 1);
-    test_mlp(512, 256, 14336, 1);
-    test_mlp(1, 512, 1000, 1);
+    test_mlp(1, 512, 1000);    /* one token: gemv.cu, bf16 products */
+    test_mlp(300, 96, 1000);   /* bf16 products, gated two at a time */
+    test_mlp(77, 64, 333);     /* an odd width: gated one at a time */
+    test_mlp(512, 256, 14336); /* a prefill chunk's rows over a long row */
     /* prefill: causal self-attention with an anchor in front; grouped query heads */
     test_attention(200, 6, 2, 16, 48, 200, 0);
     test_attention(300, 8, 2, 128, 0, 300, 0);
