@@ -113,23 +113,33 @@ typedef struct {
 
 #define DECODE_BATCH 20
 
-/* Seconds per call of init, accumulate and finalize: each repetition times BATCH calls issued
- * back to back between two synchronisations (a batch of several hides the launch latency of
- * calls as short as one decoded token's, as in a model's forward pass). */
-static timing time_attention(const backend *be, const options *o, int nq, int batch, const void *q,
-                             const attn_keys *keys, attn_state *st, void *out)
+/* One call of init, accumulate and finalize: NQ queries Q over KEYS. */
+typedef struct {
+    const void *q;
+    int nq;
+    attn_keys keys;
+} attn_call;
+
+/* Seconds per round of the N_CALLS calls: each repetition times BATCH rounds issued back to back
+ * between two synchronisations (a batch of several hides the launch latency of calls as short
+ * as one decoded token's, as in a model's forward pass); best and mean over the repetitions
+ * after one warm-up round. */
+static timing time_calls(const backend *be, const options *o, const attn_call *calls, int n_calls,
+                         int batch, attn_state *st, void *out)
 {
-    int rows = nq * o->heads, d = o->head_dim;
+    int d = o->head_dim;
     float scale = 1.0f / sqrtf((float)d);
     timing t = {1e30, 0.0, 0.0};
     for (int r = -1; r < o->reps; r++) { /* one warm-up run */
         sync_device(be, out);
         double t0 = timer_now();
-        for (int b = 0; b < batch; b++) {
-            be->attn_init(st, rows, d);
-            be->attn_accumulate(st, q, nq, o->heads, o->kv_heads, d, keys, scale);
-            be->attn_finalize(out, st, rows, d);
-        }
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < n_calls; i++) {
+                const attn_call *c = &calls[i];
+                be->attn_init(st, c->nq * o->heads, d);
+                be->attn_accumulate(st, c->q, c->nq, o->heads, o->kv_heads, d, &c->keys, scale);
+                be->attn_finalize(out, st, c->nq * o->heads, d);
+            }
         sync_device(be, out);
         double dt = (timer_now() - t0) / batch;
         if (r < 0) {
@@ -144,33 +154,21 @@ static timing time_attention(const backend *be, const options *o, int nq, int ba
 }
 
 /* Seconds for the N / CHUNK calls of a chunked prefill (MASKED: causal from the bottom right;
- * otherwise every key visible), best and mean over the repetitions after one warm-up. */
+ * otherwise every key visible). */
 static timing time_chunks(const backend *be, const options *o, int n, const void *q, const void *k,
                           const void *v, attn_state *st, void *out, int masked)
 {
-    int c = o->chunk, d = o->head_dim, kvd = o->kv_heads * d;
-    float scale = 1.0f / sqrtf((float)d);
-    timing t = {1e30, 0.0, 0.0};
-    for (int r = -1; r < o->reps; r++) {
-        sync_device(be, out);
-        double t0 = timer_now();
-        for (int first = 0; first < n; first += c) {
-            const void *qc = (const char *)q + be->act_size * (size_t)first * o->heads * d;
-            attn_keys keys = {k, v, first + c, kvd, masked ? first : INT_MAX};
-            be->attn_init(st, c * o->heads, d);
-            be->attn_accumulate(st, qc, c, o->heads, o->kv_heads, d, &keys, scale);
-            be->attn_finalize(out, st, c * o->heads, d);
-        }
-        sync_device(be, out);
-        double dt = timer_now() - t0;
-        if (r < 0) {
-            t.first = dt;
-            continue;
-        }
-        t.mean += dt / o->reps;
-        if (dt < t.best)
-            t.best = dt;
+    int c = o->chunk, kvd = o->kv_heads * o->head_dim, n_calls = n / c;
+    attn_call *calls = mallocCheck(sizeof *calls * n_calls, "bench chunks");
+    for (int i = 0; i < n_calls; i++) {
+        int first = i * c;
+        calls[i] =
+            (attn_call){(const char *)q + be->act_size * (size_t)first * o->heads * o->head_dim,
+                        c,
+                        {k, v, first + c, kvd, masked ? first : INT_MAX}};
     }
+    timing t = time_calls(be, o, calls, n_calls, 1, st, out);
+    free(calls);
     return t;
 }
 
@@ -211,8 +209,8 @@ int main(int argc, char **argv)
         void *out = be->alloc(sizeof(float) * rows * d, "bench out");
 
         if (o.prefill) {
-            attn_keys causal = {k, v, n, kvd, 0};
-            timing t = time_attention(be, &o, n, 1, q, &causal, &st, out);
+            attn_call causal = {q, n, {k, v, n, kvd, 0}};
+            timing t = time_calls(be, &o, &causal, 1, 1, &st, out);
             double flops = 4.0 * n * (double)n / 2 * d * o.heads;
             printf("| prefill causal | %d | %d | %d | %d | %.3f | %.3f | %.1f | |\n", o.heads,
                    o.kv_heads, d, n, t.best * 1e3, t.mean * 1e3, flops / t.best / 1e12);
@@ -248,8 +246,8 @@ int main(int argc, char **argv)
         }
         if (o.decode) {
             /* one decoded token at position n - 1 over the n cached keys (context in full) */
-            attn_keys ctx = {k, v, n, kvd, n};
-            timing t = time_attention(be, &o, 1, DECODE_BATCH, q, &ctx, &st, out);
+            attn_call ctx = {q, 1, {k, v, n, kvd, n}};
+            timing t = time_calls(be, &o, &ctx, 1, DECODE_BATCH, &st, out);
             double bytes = 2.0 * be->kv_size * kvn;
             printf("| decode 1 token | %d | %d | %d | %d | %.4f | %.4f | | %.0f |\n", o.heads,
                    o.kv_heads, d, n, t.best * 1e3, t.mean * 1e3, bytes / t.best / 1e9);
