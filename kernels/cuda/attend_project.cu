@@ -1,8 +1,9 @@
 /* A layer's attention over one key set alone, then its output projection (global attention's
- * prefill and decoding). Where cuDNN takes the shape, its normalised bf16 output goes as it is
- * to the projection's GEMM: no attention state to set up, fold and normalise. Elsewhere
- * (decoding, short chunks, cuDNN absent) it is the composition every backend has: init,
- * accumulate, finalize, matmul_add. The projection is added into the residual stream Y. */
+ * prefill and decoding). Where cuDNN takes the shape (prefill), its normalised bf16 output goes as
+ * it is to the projection's GEMM: no attention state to set up, fold and normalise. Decoding's
+ * kernel does the same: its last block per KV head writes the normalised rows. Elsewhere (short
+ * chunks, cuDNN absent) it is the composition every backend has: init, accumulate, finalize,
+ * matmul_add. The projection is added into the residual stream Y. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -18,6 +19,10 @@ void cuda_attend_project(float *y, attn_state *s, void *att, const void *q, int 
         return;
     }
 #endif
+    if (cuda_attn_decode_alone(att, q, nq, n_heads, n_kv_heads, head_dim, keys, scale)) {
+        cuda_matmul_add(y, att, w_o, nq, n_heads * head_dim, rows);
+        return;
+    }
     cuda_attn_init(s, nq * n_heads, head_dim);
     cuda_attn_accumulate(s, q, nq, n_heads, n_kv_heads, head_dim, keys, scale);
     cuda_attn_finalize(att, s, nq * n_heads, head_dim);

@@ -327,7 +327,7 @@ __global__ void attn_merge_splits_kernel(float *m, float *l, float *o, const flo
 {
     int row = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
     if (row < rows)
-        merge_splits_row<D>(m, l, o, part, rows, splits, row, threadIdx.x & 31);
+        merge_splits_row<D>(m, l, o, NULL, part, rows, splits, row, threadIdx.x & 31);
 }
 
 __global__ void attn_init_kernel(float *m, float *l, float *o, int rows, int d)
@@ -455,20 +455,26 @@ static void launch(const tile_args &base, attn_state *s, int nq, int n_heads, in
     }
 }
 
+/* The keys any of NQ query rows can see, after checking that the rows can be read 16 bytes at
+ * a time, as the tiles read them. */
+static int visible_keys(const void *q, int nq, const attn_keys *keys)
+{
+    if (((uintptr_t)q | (uintptr_t)keys->k | (uintptr_t)keys->v) % 16 || keys->kv_stride % 8)
+        si_fatal("attention: query or K/V rows not 16-byte aligned (kv_stride %d)",
+                 keys->kv_stride);
+    long reach = (long)nq - 1 + keys->diag + 1;
+    return (int)(reach < keys->nk ? reach : keys->nk);
+}
+
 template <int D>
 static void fold(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
                  const attn_keys *keys, float scale)
 {
-    /* The tiles read 16 bytes at a time. */
-    if (((uintptr_t)q | (uintptr_t)keys->k | (uintptr_t)keys->v) % 16 || keys->kv_stride % 8)
-        si_fatal("attention: query or K/V rows not 16-byte aligned (kv_stride %d)",
-                 keys->kv_stride);
-    long reach = (long)nq - 1 + keys->diag + 1; /* keys any query row can see */
-    int nk = (int)(reach < keys->nk ? reach : keys->nk);
+    int nk = visible_keys(q, nq, keys);
     if (nk <= 0)
         return;
     if (decode_kernel_wanted() && cuda_attn_decode_fits(nq, n_heads, n_kv_heads)) {
-        cuda_attn_decode(s, q, nq, n_heads, n_kv_heads, D, keys, nk, scale);
+        cuda_attn_decode(s, NULL, q, nq, n_heads, n_kv_heads, D, keys, nk, scale);
         return;
     }
 #ifdef STARINFER_HAVE_CUDNN
@@ -495,6 +501,20 @@ static void fold(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int
         launch<D, 2>(a, s, nq, n_heads, n_kv_heads);
     else
         launch<D, 1>(a, s, nq, n_heads, n_kv_heads);
+}
+
+int cuda_attn_decode_alone(void *out, const void *q, int nq, int n_heads, int n_kv_heads,
+                           int head_dim, const attn_keys *keys, float scale)
+{
+    if (!decode_kernel_wanted() || !cuda_attn_decode_fits(nq, n_heads, n_kv_heads) ||
+        (head_dim != 16 && head_dim != 32 && head_dim != 64 && head_dim != 128))
+        return 0;
+    int nk = visible_keys(q, nq, keys);
+    if (nk <= 0)
+        return 0;
+    cuda_attn_decode(NULL, out, (const __nv_bfloat16 *)q, nq, n_heads, n_kv_heads, head_dim, keys,
+                     nk, scale);
+    return 1;
 }
 
 void cuda_attn_accumulate(attn_state *s, const void *queries, int nq, int n_heads, int n_kv_heads,

@@ -35,7 +35,8 @@ struct decode_args {
     int nk, kv_stride, diag;
     float scale_log2; /* softmax scale times log2(e) */
     int split_len;
-    float *m, *l, *o; /* the caller's state */
+    float *m, *l, *o;   /* the caller's state */
+    __nv_bfloat16 *out; /* or, where not NULL, the normalised output: the keys stand alone */
     float *part;      /* [splits][rows][2 + D] */
     unsigned *done;   /* [n_kv_heads] blocks finished, zero between launches */
 };
@@ -249,7 +250,7 @@ __global__ void __launch_bounds__(WARPS * 32) attn_decode_kernel(const decode_ar
         return;
     __threadfence();
     for (int p = warp; p < total; p += WARPS)
-        merge_splits_row<D>(a.m, a.l, a.o, a.part, (int)rows, gridDim.y,
+        merge_splits_row<D>(a.m, a.l, a.o, a.out, a.part, (int)rows, gridDim.y,
                             (int)state_row(a, kv_head, p), lane);
     if (threadIdx.x == 0)
         a.done[kv_head] = 0;
@@ -273,8 +274,8 @@ static unsigned *done_counters(void)
 }
 
 template <int D>
-static void decode(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
-                   const attn_keys *keys, int nk, float scale)
+static void decode(attn_state *s, __nv_bfloat16 *out, const __nv_bfloat16 *q, int nq, int n_heads,
+                   int n_kv_heads, const attn_keys *keys, int nk, float scale)
 {
     static int configured, blocks_per_sm, sms;
     const size_t smem = decode_smem_bytes<D>();
@@ -304,9 +305,10 @@ static void decode(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, i
     a.diag = keys->diag;
     a.scale_log2 = scale * LOG2E;
     a.split_len = split_len;
-    a.m = s->m;
-    a.l = s->l;
-    a.o = s->o;
+    a.m = out ? NULL : s->m;
+    a.l = out ? NULL : s->l;
+    a.o = out ? NULL : s->o;
+    a.out = out;
     size_t rows = (size_t)nq * n_heads;
     a.part = (float *)cuda_scratch(SCRATCH_ATTN, sizeof(float) * splits * rows * (D + 2));
     a.done = done_counters();
@@ -314,21 +316,22 @@ static void decode(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, i
                       smem, a);
 }
 
-void cuda_attn_decode(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
-                      int head_dim, const attn_keys *keys, int nk, float scale)
+void cuda_attn_decode(attn_state *s, void *out, const __nv_bfloat16 *q, int nq, int n_heads,
+                      int n_kv_heads, int head_dim, const attn_keys *keys, int nk, float scale)
 {
+    __nv_bfloat16 *o = (__nv_bfloat16 *)out;
     switch (head_dim) {
     case 16:
-        decode<16>(s, q, nq, n_heads, n_kv_heads, keys, nk, scale);
+        decode<16>(s, o, q, nq, n_heads, n_kv_heads, keys, nk, scale);
         break;
     case 32:
-        decode<32>(s, q, nq, n_heads, n_kv_heads, keys, nk, scale);
+        decode<32>(s, o, q, nq, n_heads, n_kv_heads, keys, nk, scale);
         break;
     case 64:
-        decode<64>(s, q, nq, n_heads, n_kv_heads, keys, nk, scale);
+        decode<64>(s, o, q, nq, n_heads, n_kv_heads, keys, nk, scale);
         break;
     case 128:
-        decode<128>(s, q, nq, n_heads, n_kv_heads, keys, nk, scale);
+        decode<128>(s, o, q, nq, n_heads, n_kv_heads, keys, nk, scale);
         break;
     default:
         si_fatal("the CUDA attention supports head_dim 16, 32, 64 and 128, not %d", head_dim);

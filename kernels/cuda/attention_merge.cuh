@@ -4,6 +4,7 @@
 #ifndef STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
 #define STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
 
+#include <cuda_bf16.h>
 #include <math.h>
 
 /* The number of splits of NK keys, about WANT of them but none shorter than four tiles of TILE
@@ -18,25 +19,30 @@ static inline int key_splits(int nk, int want, int tile, int *split_len)
     return (nk + *split_len - 1) / *split_len;
 }
 
-/* One warp folds SPLITS partials of ROW into (m, l, o). The lanes take the splits' maxima and
- * denominators in parallel, and each lane keeps its columns of o in registers over the splits
- * (loads independent of each other, one store at the end). The partials are read from L2
- * (__ldcg): other blocks of the same launch may have written them. */
+/* One warp folds SPLITS partials of ROW into (m, l, o), or, where OUT is not NULL, into the
+ * row's normalised output OUT (bf16, [rows][D]), the state neither read nor written: the keys were
+ * the row's only key set. The lanes take the splits' maxima and denominators in parallel, and each
+ * lane keeps its columns of o in registers over the splits (loads independent of each other, one
+ * store at the end). The partials are read from L2 (__ldcg): other blocks of the same launch may
+ * have written them. */
 template <int D>
-__device__ void merge_splits_row(float *m, float *l, float *o, const float *part, int rows,
-                                 int splits, int row, int lane)
+__device__ void merge_splits_row(float *m, float *l, float *o, __nv_bfloat16 *out,
+                                 const float *part, int rows, int splits, int row, int lane)
 {
     constexpr int COLS = (D + 31) / 32;
     const size_t stride = (size_t)rows * (D + 2); /* from one split's row to the next's */
     const float *p = part + (size_t)row * (D + 2);
-    float m_old = m[row], mx = m_old;
+    float m_old = out ? -INFINITY : m[row], mx = m_old;
     for (int s = lane; s < splits; s += 32)
         mx = fmaxf(mx, __ldcg(p + s * stride));
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1)
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    if (mx == -INFINITY)
-        return; /* no key anywhere yet: the state stays empty */
+    if (mx == -INFINITY) { /* no key anywhere yet: the state stays empty, the output zero */
+        for (int c = lane; out && c < D; c += 32)
+            out[(size_t)row * D + c] = __float2bfloat16_rn(0.0f);
+        return;
+    }
     float lsum = 0.0f;
     for (int s = lane; s < splits; s += 32) {
         float ms = __ldcg(p + s * stride);
@@ -50,7 +56,7 @@ __device__ void merge_splits_row(float *m, float *l, float *o, const float *part
 #pragma unroll
     for (int k = 0; k < COLS; k++) {
         int c = lane + 32 * k;
-        acc[k] = c < D ? o[(size_t)row * D + c] * w0 : 0.0f;
+        acc[k] = c < D && !out ? o[(size_t)row * D + c] * w0 : 0.0f;
     }
 #pragma unroll 4
     for (int s = 0; s < splits; s++) {
@@ -62,6 +68,16 @@ __device__ void merge_splits_row(float *m, float *l, float *o, const float *part
             if (c < D)
                 acc[k] += __ldcg(p + s * stride + 2 + c) * w;
         }
+    }
+    if (out) {
+        float inv = 1.0f / lsum;
+#pragma unroll
+        for (int k = 0; k < COLS; k++) {
+            int c = lane + 32 * k;
+            if (c < D)
+                out[(size_t)row * D + c] = __float2bfloat16_rn(acc[k] * inv);
+        }
+        return;
     }
 #pragma unroll
     for (int k = 0; k < COLS; k++) {

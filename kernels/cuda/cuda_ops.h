@@ -66,10 +66,16 @@ void cuda_attn_init(attn_state *s, int rows, int head_dim);
 void cuda_attn_accumulate(attn_state *s, const void *q, int nq, int n_heads, int n_kv_heads,
                           int head_dim, const attn_keys *keys, float scale);
 /* Attention of at most 16 (query, head) rows per KV head over NK keys (flash-decoding, one
- * launch): where cuda_attn_decode_fits, cuda_attn_accumulate hands its work to it. */
+ * launch): where cuda_attn_decode_fits, cuda_attn_accumulate hands its work to it. It folds the
+ * keys into S, or with OUT not NULL writes the normalised bf16 output there, S unused. */
 int cuda_attn_decode_fits(int nq, int n_heads, int n_kv_heads);
-void cuda_attn_decode(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
-                      int head_dim, const attn_keys *keys, int nk, float scale);
+void cuda_attn_decode(attn_state *s, void *out, const __nv_bfloat16 *q, int nq, int n_heads,
+                      int n_kv_heads, int head_dim, const attn_keys *keys, int nk, float scale);
+/* The decoded rows' attention over KEYS alone, normalised into OUT (bf16 [nq][n_heads][d]) in
+ * one launch, no state to set up and finalize: 1, or 0 where the decode kernel does not take
+ * the shape (the caller then composes init, accumulate and finalize). */
+int cuda_attn_decode_alone(void *out, const void *q, int nq, int n_heads, int n_kv_heads,
+                           int head_dim, const attn_keys *keys, float scale);
 /* Prefill attention (at least 256 query rows, every key visible or causal from the bottom right)
  * through cuDNN's fused kernel, where cuDNN is loaded and has an engine for the shape
  * (attention_cudnn.cu): 1 when it folded KEYS into S, 0 when the caller's kernels must. */

@@ -386,8 +386,9 @@ static void test_attention(int nq, int heads, int kv_heads, int d, int nk1, int 
 
 /* A layer's attention over one key set alone, then its output projection added into the residual
  * stream (global attention): on the GPU, cuDNN's bf16 output feeds the projection as it is where
- * cuDNN takes the shape; its rounding to bf16 comes on top of the attention's own (where the
- * CPU's output stays fp32). */
+ * cuDNN takes the shape, and the decode kernel writes its normalised output straight for a few
+ * rows (up to 16 (query, head) rows per KV head); the rounding to bf16 comes on top of the
+ * attention's own (where the CPU's output stays fp32). */
 #define ATTEND_PROJECT_TOLERANCE 6e-3
 static void test_attend_project(int nq, int heads, int kv_heads, int d, int nk, int rows)
 {
@@ -588,6 +589,9 @@ int main(int argc, char **argv)
     test_attend_project(1024, 8, 2, 64, 3072, 200);
     test_attend_project(100, 8, 2, 64, 612, 96);
     test_attend_project(1, 32, 8, 128, 5000, 64);
+    test_attend_project(4, 32, 8, 128, 300, 64);
+    test_attend_project(2, 16, 4, 32, 70, 48);
+    test_attend_project(1, 8, 2, 64, 1, 32);
     /* decode: one or a few queries over many keys (split-KV path), context in full */
     test_attention(1, 32, 8, 128, 20000, 1, 0);
     test_attention(3, 32, 8, 128, 5000, 40, 37);
