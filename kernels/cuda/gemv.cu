@@ -4,30 +4,16 @@
  * once and do two FLOPs per weight, so they are bound by memory:
  * cuBLASLt's kernels for one column, with the activations first rounded to bf16 by a kernel of
  * their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s (bench/NOTES.md, entry 6). Here one warp
- * takes a row: each lane streams 16-byte pieces of the row (8 weights), several loads in flight,
- * and reads the activations through the L1 cache, where the warps of a multiprocessor share them;
- * the lanes' sums meet in a shuffle reduction. The paired form is the MLP's first half: a warp
+ * takes a row (gemv_warp.cuh). The paired form is the MLP's first half: a warp
  * takes row r of the gate and of the up weights (which lie back to back) and writes
  * silu(gate) * up. */
 #include <stdint.h>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemv_warp.cuh"
 
 #define WARPS_PER_BLOCK 8
-#define IN_FLIGHT 16
-
-static __device__ __forceinline__ float dot8(uint4 w, uint4 x)
-{
-    const __nv_bfloat162 *wp = (const __nv_bfloat162 *)&w, *xp = (const __nv_bfloat162 *)&x;
-    float sum = 0.0f;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 a = __bfloat1622float2(wp[k]), b = __bfloat1622float2(xp[k]);
-        sum += a.x * b.x + a.y * b.y;
-    }
-    return sum;
-}
 
 static __device__ __forceinline__ void store(float *out, float v)
 {
@@ -48,41 +34,12 @@ __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)
     int row = blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= rows)
         return;
-    const uint4 *wr[PAIRED];
+    const __nv_bfloat16 *wr[PAIRED];
 #pragma unroll
     for (int k = 0; k < PAIRED; k++)
-        wr[k] = (const uint4 *)(w + ((size_t)k * rows + row) * cols);
-    const uint4 *x8 = (const uint4 *)x;
-    int pieces = cols / 8;
-    float acc[PAIRED] = {};
-    for (int p0 = lane; p0 < pieces; p0 += 32 * IN_FLIGHT) {
-        /* every load of the round issued before the first product: the weights streamed once,
-         * the activations through L1, which the warps of a multiprocessor share */
-        uint4 wv[PAIRED][IN_FLIGHT], xv[IN_FLIGHT];
-#pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
-            int p = p0 + 32 * u;
-            if (p < pieces) {
-#pragma unroll
-                for (int k = 0; k < PAIRED; k++)
-                    wv[k][u] = __ldcs(wr[k] + p); /* read once: do not keep it in the caches */
-                xv[u] = __ldg(x8 + p);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < IN_FLIGHT; u++) {
-            int p = p0 + 32 * u;
-            if (p < pieces) {
-#pragma unroll
-                for (int k = 0; k < PAIRED; k++)
-                    acc[k] += dot8(wv[k][u], xv[u]);
-            }
-        }
-    }
-#pragma unroll
-    for (int k = 0; k < PAIRED; k++)
-        for (int off = 16; off > 0; off >>= 1)
-            acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], off);
+        wr[k] = w + ((size_t)k * rows + row) * cols;
+    float acc[PAIRED];
+    warp_dot<PAIRED>(wr, x, cols, lane, acc);
     if (lane == 0) {
         if constexpr (PAIRED == 2)
             store(out + row, acc[0] / (1.0f + expf(-acc[0])) * acc[1]);

@@ -1,7 +1,8 @@
 /* The attention's inputs of new tokens: one product of the normed rows over the query, key and
  * value weights where they lie back to back (three where they do not, or where only some are
  * wanted), into scratch in the activation format; then one kernel rotates the queries into Q and
- * the keys into the KV cache, and copies the values there. Rotary embedding in the rotate-half
+ * the keys into the KV cache, and copies the values there. One decoded token takes one launch
+ * for both, the product's sums rotated as they are written. Rotary embedding in the rotate-half
  * convention, angle pos * inv_freq[j] rounded to fp32 as the reference computes it (then sin
  * and cos in fp32). Each thread takes four neighbouring frequencies of one head of one token
  * (a thread that walked every head of its token kept one load in flight at a time, and the
@@ -11,6 +12,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemv_warp.cuh"
 #include "kernels/cuda/overlap.cuh"
 #include "kernels/cuda/weight_format.cuh"
 
@@ -49,6 +51,13 @@ struct rope_args {
     const int *pos;
 };
 
+/* sin and cos of position P's angle at frequency F, the angle rounded to fp32 as the reference
+ * computes it. */
+__device__ __forceinline__ void rope_sincos(float p, float f, float *s, float *c)
+{
+    sincosf(__fmul_rn(p, f), s, c);
+}
+
 /* Head blockIdx.y of every token: heads below n_heads are queries (Q NULL: none), the rest keys
  * and values (K NULL: none). A thread takes four neighbouring frequencies of one token. */
 template <typename T>
@@ -80,7 +89,7 @@ __global__ void rope_store_kernel(T *q, T *k, T *v, const T *qs, const T *ks, co
     float s[4], c[4];
 #pragma unroll
     for (int t = 0; t < 4; t++)
-        sincosf(__fmul_rn(p, a.inv_freq[j + t]), &s[t], &c[t]);
+        rope_sincos(p, a.inv_freq[j + t], &s[t], &c[t]);
     float4 x = load4(src + j), y = load4(src + j + half);
     store4(dst + j, make_float4(x.x * c[0] - y.x * s[0], x.y * c[1] - y.y * s[1],
                                 x.z * c[2] - y.z * s[2], x.w * c[3] - y.w * s[3]));
@@ -106,6 +115,44 @@ const int *cuda_positions(const int *pos, int n)
     count = n;
     dev = cuda_upload_ints(SCRATCH_POS, pos, n);
     return dev;
+}
+
+#define ROPE_WARPS 8
+
+/* One decoded token (bf16), the product and the rotation in one launch: warp w takes element j of
+ * head h, w = h * half + j, and its partner j + half, the two weight rows' loads interleaved
+ * (gemv_warp.cuh); each sum is rounded to bf16 as the product in scratch would be, then rotated
+ * into Q or the cache's K, or copied to V. Heads below n_heads are queries, then the keys', then
+ * the values'. */
+__global__ void __launch_bounds__(ROPE_WARPS * 32)
+    qkv_rope_gemv_kernel(__nv_bfloat16 *q, __nv_bfloat16 *k, __nv_bfloat16 *v,
+                         const __nv_bfloat16 *x, const __nv_bfloat16 *w, int cols, rope_args a)
+{
+    int half = a.head_dim / 2, lane = threadIdx.x & 31;
+    int warp = blockIdx.x * ROPE_WARPS + (threadIdx.x >> 5);
+    if (warp >= (a.n_heads + 2 * a.n_kv_heads) * half)
+        return;
+    int h = warp / half, j = warp % half;
+    size_t r = (size_t)h * a.head_dim + j;
+    const __nv_bfloat16 *wr[2] = {w + r * cols, w + (r + half) * cols};
+    float acc[2];
+    warp_dot<2>(wr, x, cols, lane, acc);
+    if (lane)
+        return;
+    float x0 = __bfloat162float(__float2bfloat16_rn(acc[0]));
+    float x1 = __bfloat162float(__float2bfloat16_rn(acc[1]));
+    __nv_bfloat16 *dst;
+    if (h >= a.n_heads + a.n_kv_heads) { /* a value: as it is */
+        dst = v + (size_t)(h - a.n_heads - a.n_kv_heads) * a.head_dim + j;
+        dst[0] = __float2bfloat16_rn(x0);
+        dst[half] = __float2bfloat16_rn(x1);
+        return;
+    }
+    dst = h < a.n_heads ? q + r : k + (size_t)(h - a.n_heads) * a.head_dim + j;
+    float s, c;
+    rope_sincos((float)a.pos[0], a.inv_freq[j], &s, &c);
+    dst[0] = __float2bfloat16_rn(x0 * c - x1 * s);
+    dst[half] = __float2bfloat16_rn(x1 * c + x0 * s);
 }
 
 typedef void (*product_fn)(void *out, const void *x, const void *w, int n, int cols, int rows);
@@ -147,6 +194,17 @@ static void qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, con
 
 void cuda_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const int *pos, int n)
 {
+    if (n == 1 && q && k && p->wqkv && p->head_dim % 8 == 0 &&
+        cuda_gemv_fits(x, p->wqkv, p->cols)) {
+        rope_args a = {1, p->n_heads, p->n_kv_heads, p->head_dim,
+                       0, 0,          p->inv_freq,   cuda_positions(pos, 1)};
+        int warps = (p->n_heads + 2 * p->n_kv_heads) * (p->head_dim / 2);
+        qkv_rope_gemv_kernel<<<(warps + ROPE_WARPS - 1) / ROPE_WARPS, ROPE_WARPS * 32>>>(
+            (__nv_bfloat16 *)q, (__nv_bfloat16 *)k, (__nv_bfloat16 *)v, (const __nv_bfloat16 *)x,
+            (const __nv_bfloat16 *)p->wqkv, p->cols, a);
+        cudaCheckLaunch("qkv with rotation");
+        return;
+    }
     qkv<__nv_bfloat16>(q, k, v, x, p, pos, n, cuda_matmul);
 }
 

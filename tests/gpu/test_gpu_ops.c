@@ -559,6 +559,10 @@ int main(int argc, char **argv)
      * positions, a small head_dim, and the parts a rank or a block's last layer wants alone */
     test_qkv(1, 4096, 32, 8, 128, 0, 1, 'a');
     test_qkv(1, 512, 8, 2, 64, 7, 0, 'a');
+    test_qkv(1, 512, 8, 2, 64, 4000, 1, 'a');
+    test_qkv(1, 256, 8, 2, 16, 3, 1, 'a');
+    test_qkv(1, 4096, 32, 8, 128, 131000, 1, 'a');
+    test_qkv(1, 256, 8, 2, 64, 100, 1, 'k');
     test_qkv(77, 256, 8, 2, 128, 0, 1, 'a');
     test_qkv(5, 512, 32, 8, 128, 131000, 1, 'a');
     test_qkv(64, 96, 6, 2, 16, 900, 0, 'a');
