@@ -37,8 +37,8 @@ struct decode_args {
     int split_len;
     float *m, *l, *o;   /* the caller's state */
     __nv_bfloat16 *out; /* or, where not NULL, the normalised output: the keys stand alone */
-    float *part;      /* [splits][rows][2 + D] */
-    unsigned *done;   /* [n_kv_heads] blocks finished, zero between launches */
+    float *part;        /* [splits][rows][2 + D] */
+    unsigned *done;     /* [n_kv_heads] blocks finished, zero between launches */
 };
 
 template <int D> constexpr size_t decode_smem_bytes()

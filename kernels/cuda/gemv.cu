@@ -4,9 +4,8 @@
  * once and do two FLOPs per weight, so they are bound by memory:
  * cuBLASLt's kernels for one column, with the activations first rounded to bf16 by a kernel of
  * their own, reached 1.5-2.4 TB/s of the H100's 3 TB/s (bench/NOTES.md, entry 6). Here one warp
- * takes a row (gemv_warp.cuh). The paired form is the MLP's first half: a warp
- * takes row r of the gate and of the up weights (which lie back to back) and writes
- * silu(gate) * up. */
+ * takes a row (gemv_warp.cuh). The paired form is the MLP's first half: a warp takes row r of the
+ * gate and of the up weights (which lie back to back) and writes silu(gate) * up. */
 #include <stdint.h>
 
 #include "kernels/cuda/cuda_check.h"
