@@ -1,7 +1,7 @@
 /* One warp's dot products of N weight rows with one activation row (decoding's products): bf16
  * weights and activations, fp32 sums. Each lane streams 16-byte pieces of the rows (8 weights),
- * GEMV_IN_FLIGHT pieces per row in flight, and reads the activations through the L1 cache, where the
- * warps of a multiprocessor share them; the lanes' sums meet in a shuffle reduction, so every
+ * GEMV_IN_FLIGHT pieces per row in flight, and reads the activations through the L1 cache, where
+ * the warps of a multiprocessor share them; the lanes' sums meet in a shuffle reduction, so every
  * lane ends with every row's sum. The N rows' loads are interleaved (the MLP's gate and up rows,
  * a head's two rotated halves). */
 #ifndef STARINFER_KERNELS_CUDA_GEMV_WARP_CUH
