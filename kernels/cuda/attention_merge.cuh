@@ -1,6 +1,7 @@
 /* Splitting the keys of attention over few rows (flash-decoding), shared by the tile kernel's
  * split path and the decode kernel: how many splits, and folding the splits' partial states into
- * a row's running state. Partials are laid out [splits][rows][2 + D]: m (natural log), l, then o. */
+ * a row's running state or its normalised output. Partials are laid out [splits][rows][2 + D]:
+ * m (natural log), l, then o. */
 #ifndef STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
 #define STARINFER_KERNELS_CUDA_ATTENTION_MERGE_CUH
 
