@@ -2,7 +2,8 @@
  * nucleus (top-p) sampling with the caller's uniform draw, by the rule written where backend.h
  * declares the slot (kernels/cpu/sample.c is the reference). Only the token id is copied back.
  *
- * Sampling: one block finds the max; a kernel writes p_i = exp((logit_i - max) / T); CUB sorts
+ * The argmax: 128 blocks each find the first largest of their share, one block the first largest
+ * of theirs. Sampling: the argmax's max; a kernel writes p_i = exp((logit_i - max) / T); CUB sorts
  * (p, id) pairs by p descending (a stable radix sort: equal p keep the lower id first) and scans
  * the sorted p in double; one block finds the nucleus and the draw's place in it. */
 #include <cub/device/device_radix_sort.cuh>
@@ -11,37 +12,76 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
-enum { PICK_THREADS = 1024 };
+enum { PICK_THREADS = 1024, ARGMAX_BLOCKS = 128, ARGMAX_THREADS = 256 };
 
-/* The first largest of VOCAB logits: its id in *BEST and its value in *MAX. */
-__global__ void argmax_kernel(const float *logits, int vocab, int *best, float *max)
+/* Whether (OV, OI) beats (MV, MI) for the first largest: a larger value, or the same value at a
+ * lower id; an id below zero is no candidate. */
+static __device__ __forceinline__ bool beats(float ov, int oi, float mv, int mi)
 {
-    __shared__ float sv[PICK_THREADS];
-    __shared__ int si[PICK_THREADS];
+    return oi >= 0 && (mi < 0 || ov > mv || (ov == mv && oi < mi));
+}
+
+/* The block's best of every thread's (V, I), in thread 0's. */
+static __device__ void block_best(float *v, int *i)
+{
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    for (int off = 16; off > 0; off >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, *v, off);
+        int oi = __shfl_xor_sync(0xffffffffu, *i, off);
+        if (beats(ov, oi, *v, *i)) {
+            *v = ov;
+            *i = oi;
+        }
+    }
+    if ((threadIdx.x & 31) == 0) {
+        sv[threadIdx.x >> 5] = *v;
+        si[threadIdx.x >> 5] = *i;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (beats(sv[w], si[w], *v, *i)) {
+                *v = sv[w];
+                *i = si[w];
+            }
+}
+
+/* The first largest of block b's share of VOCAB logits (a contiguous run) into PV[b], PI[b]: the
+ * logits are read by every multiprocessor at once (one block reading all 128K of them took
+ * about 50 us of a decoded token on an H200, bench/NOTES.md entry 16). */
+__global__ void argmax_part_kernel(const float *logits, int vocab, float *pv, int *pi)
+{
+    int per = (vocab + gridDim.x - 1) / gridDim.x, begin = blockIdx.x * per;
+    int end = min(begin + per, vocab);
     float bv = -INFINITY;
     int bi = -1; /* strided in increasing order: a strict > keeps the lowest id */
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x)
         if (bi < 0 || logits[i] > bv) {
             bv = logits[i];
             bi = i;
         }
-    sv[threadIdx.x] = bv;
-    si[threadIdx.x] = bi;
-    __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) {
-            float ov = sv[threadIdx.x + half], mv = sv[threadIdx.x];
-            int oi = si[threadIdx.x + half], mi = si[threadIdx.x];
-            if (oi >= 0 && (mi < 0 || ov > mv || (ov == mv && oi < mi))) {
-                sv[threadIdx.x] = ov;
-                si[threadIdx.x] = oi;
-            }
-        }
-        __syncthreads();
-    }
+    block_best(&bv, &bi);
     if (threadIdx.x == 0) {
-        *best = si[0] < 0 ? 0 : si[0];
-        *max = sv[0];
+        pv[blockIdx.x] = bv;
+        pi[blockIdx.x] = bi;
+    }
+}
+
+/* The first largest of the N parts: its id in *BEST and its value in *MAX. */
+__global__ void argmax_final_kernel(const float *pv, const int *pi, int n, int *best, float *max)
+{
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int b = threadIdx.x; b < n; b += blockDim.x)
+        if (beats(pv[b], pi[b], bv, bi)) {
+            bv = pv[b];
+            bi = pi[b];
+        }
+    block_best(&bv, &bi);
+    if (threadIdx.x == 0) {
+        *best = bi < 0 ? 0 : bi;
+        *max = bv;
     }
 }
 
@@ -107,7 +147,8 @@ extern "C" int cuda_sample(const float *logits, int vocab, float temperature, fl
     size_t temp_bytes = sort_bytes > scan_bytes ? sort_bytes : scan_bytes;
     size_t off_p = 2 * align256(sizeof(double) * v),
            off_ids = off_p + 2 * align256(sizeof(float) * v);
-    size_t off_small = off_ids + 2 * align256(sizeof(int) * v), off_temp = off_small + 256;
+    size_t off_small = off_ids + 2 * align256(sizeof(int) * v);
+    size_t off_temp = off_small + 256 + align256(ARGMAX_BLOCKS * (sizeof(float) + sizeof(int)));
     char *base = (char *)cuda_scratch(SCRATCH_SAMPLE, off_temp + temp_bytes);
     double *wide = (double *)base, *cum = (double *)(base + align256(sizeof(double) * v));
     float *p = (float *)(base + off_p),
@@ -116,10 +157,14 @@ extern "C" int cuda_sample(const float *logits, int vocab, float temperature, fl
         *ids_sorted = (int *)(base + off_ids + align256(sizeof(int) * v));
     int *token = (int *)(base + off_small);
     float *max = (float *)(base + off_small + 16);
+    float *part_v = (float *)(base + off_small + 256);
+    int *part_i = (int *)(part_v + ARGMAX_BLOCKS);
     void *temp = base + off_temp;
 
-    argmax_kernel<<<1, PICK_THREADS>>>(logits, vocab, token, max);
-    cudaCheckLaunch("argmax_kernel");
+    argmax_part_kernel<<<ARGMAX_BLOCKS, ARGMAX_THREADS>>>(logits, vocab, part_v, part_i);
+    cudaCheckLaunch("argmax_part_kernel");
+    argmax_final_kernel<<<1, ARGMAX_BLOCKS>>>(part_v, part_i, ARGMAX_BLOCKS, token, max);
+    cudaCheckLaunch("argmax_final_kernel");
     if (temperature > 0.0f) {
         int blocks = (vocab + 255) / 256;
         probs_kernel<<<blocks, 256>>>(p, ids, logits, vocab, max, temperature);

@@ -612,6 +612,7 @@ int main(int argc, char **argv)
     /* the next token from logits on the device: Llama 3's vocabulary, and a small one */
     test_sample(128256, 30);
     test_sample(1000, 20);
+    test_sample(50, 10); /* fewer logits than the argmax has blocks */
     printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }
