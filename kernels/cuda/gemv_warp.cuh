@@ -3,14 +3,25 @@
  * GEMV_IN_FLIGHT pieces per row in flight, and reads the activations through the L1 cache, where
  * the warps of a multiprocessor share them; the lanes' sums meet in a shuffle reduction, so every
  * lane ends with every row's sum. The N rows' loads are interleaved (the MLP's gate and up rows,
- * a head's two rotated halves). */
+ * a head's two rotated halves).
+ *
+ * Few loads in flight per lane keep the registers low (64 for one row, 80 for two), so that the
+ * kernels' launch bounds fit three or four blocks of eight warps on a multiprocessor: 16 in
+ * flight took 183-254 registers and one block per multiprocessor, which then idled between its
+ * blocks, and decoding ran 15-18% slower on an H200 (bench/NOTES.md entry 16).
+ *
+ * With WAIT (a kernel launched with launch_overlapped, overlap.cuh), the first round's weights
+ * are requested before the kernel waits for the one before it: the weights are no earlier
+ * kernel's output, so their loads overlap that kernel's tail, and only the activations wait. */
 #ifndef STARINFER_KERNELS_CUDA_GEMV_WARP_CUH
 #define STARINFER_KERNELS_CUDA_GEMV_WARP_CUH
 
 #include <cuda_bf16.h>
 #include <stdint.h>
 
-#define GEMV_IN_FLIGHT 16
+#include "kernels/cuda/overlap.cuh"
+
+#define GEMV_IN_FLIGHT 4
 
 static __device__ __forceinline__ float dot8(uint4 w, uint4 x)
 {
@@ -25,7 +36,7 @@ static __device__ __forceinline__ float dot8(uint4 w, uint4 x)
 }
 
 /* ACC[k] = W[k] . X over COLS (a multiple of 8; W[k] and X on 16-byte boundaries). */
-template <int N>
+template <int N, bool WAIT = false>
 static __device__ __forceinline__ void
 warp_dot(const __nv_bfloat16 *const w[N], const __nv_bfloat16 *x, int cols, int lane, float acc[N])
 {
@@ -48,8 +59,16 @@ warp_dot(const __nv_bfloat16 *const w[N], const __nv_bfloat16 *x, int cols, int 
 #pragma unroll
                 for (int k = 0; k < N; k++)
                     wv[k][u] = __ldcs(wr[k] + p); /* read once: do not keep it in the caches */
-                xv[u] = __ldg(x8 + p);
             }
+        }
+        if constexpr (WAIT)
+            if (p0 == lane)
+                overlap_wait();
+#pragma unroll
+        for (int u = 0; u < GEMV_IN_FLIGHT; u++) {
+            int p = p0 + 32 * u;
+            if (p < pieces)
+                xv[u] = __ldg(x8 + p);
         }
 #pragma unroll
         for (int u = 0; u < GEMV_IN_FLIGHT; u++) {
@@ -61,6 +80,9 @@ warp_dot(const __nv_bfloat16 *const w[N], const __nv_bfloat16 *x, int cols, int 
             }
         }
     }
+    if constexpr (WAIT)
+        if (lane >= pieces) /* a lane with no pieces waits too: it may store the sums */
+            overlap_wait();
 #pragma unroll
     for (int k = 0; k < N; k++)
         for (int off = 16; off > 0; off >>= 1)

@@ -2,9 +2,9 @@
  * start while the kernel before it on the stream is still finishing, so that its blocks are
  * resident by the time its inputs are ready. A decoded token is a chain of about ten short
  * kernels per layer, each paying a ramp and a tail; this hides part of them. RMSNorm, the
- * rotation of q and k with their store, the attention state's init and finalize and the decode
- * attention launch this way; the GEMVs do not (a form that requested its weights before waiting
- * measured slower, bench/NOTES.md entry 7).
+ * rotation of q and k with their store, the attention state's init and finalize, the decode
+ * attention and the GEMVs launch this way; the GEMVs request their first weights before they
+ * wait (gemv_warp.cuh; bench/NOTES.md entries 7 and 16).
  *
  * The rules, for every kernel launched this way:
  *   - call overlap_wait() before reading anything an earlier kernel writes, and before writing

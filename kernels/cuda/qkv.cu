@@ -123,8 +123,9 @@ const int *cuda_positions(const int *pos, int n)
  * head h, w = h * half + j, and its partner j + half, the two weight rows' loads interleaved
  * (gemv_warp.cuh); each sum is rounded to bf16 as the product in scratch would be, then rotated
  * into Q or the cache's K, or copied to V. Heads below n_heads are queries, then the keys', then
- * the values'. */
-__global__ void __launch_bounds__(ROPE_WARPS * 32)
+ * the values'. Launched overlapped: the first weights are requested while the kernel before is
+ * finishing (gemv_warp.cuh). */
+__global__ void __launch_bounds__(ROPE_WARPS * 32, 3)
     qkv_rope_gemv_kernel(__nv_bfloat16 *q, __nv_bfloat16 *k, __nv_bfloat16 *v,
                          const __nv_bfloat16 *x, const __nv_bfloat16 *w, int cols, rope_args a)
 {
@@ -136,7 +137,8 @@ __global__ void __launch_bounds__(ROPE_WARPS * 32)
     size_t r = (size_t)h * a.head_dim + j;
     const __nv_bfloat16 *wr[2] = {w + r * cols, w + (r + half) * cols};
     float acc[2];
-    warp_dot<2>(wr, x, cols, lane, acc);
+    warp_dot<2, true>(wr, x, cols, lane, acc);
+    overlap_release();
     if (lane)
         return;
     float x0 = __bfloat162float(__float2bfloat16_rn(acc[0]));
@@ -199,10 +201,10 @@ void cuda_qkv(void *q, void *k, void *v, const void *x, const qkv_proj *p, const
         rope_args a = {1, p->n_heads, p->n_kv_heads, p->head_dim,
                        0, 0,          p->inv_freq,   cuda_positions(pos, 1)};
         int warps = (p->n_heads + 2 * p->n_kv_heads) * (p->head_dim / 2);
-        qkv_rope_gemv_kernel<<<(warps + ROPE_WARPS - 1) / ROPE_WARPS, ROPE_WARPS * 32>>>(
-            (__nv_bfloat16 *)q, (__nv_bfloat16 *)k, (__nv_bfloat16 *)v, (const __nv_bfloat16 *)x,
-            (const __nv_bfloat16 *)p->wqkv, p->cols, a);
-        cudaCheckLaunch("qkv with rotation");
+        launch_overlapped("qkv with rotation", qkv_rope_gemv_kernel,
+                          (warps + ROPE_WARPS - 1) / ROPE_WARPS, ROPE_WARPS * 32, 0,
+                          (__nv_bfloat16 *)q, (__nv_bfloat16 *)k, (__nv_bfloat16 *)v,
+                          (const __nv_bfloat16 *)x, (const __nv_bfloat16 *)p->wqkv, p->cols, a);
         return;
     }
     qkv<__nv_bfloat16>(q, k, v, x, p, pos, n, cuda_matmul);
