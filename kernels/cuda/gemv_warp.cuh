@@ -12,7 +12,10 @@
  *
  * With WAIT (a kernel launched with launch_overlapped, overlap.cuh), the first round's weights
  * are requested before the kernel waits for the one before it: the weights are no earlier
- * kernel's output, so their loads overlap that kernel's tail, and only the activations wait. */
+ * kernel's output, so their loads overlap that kernel's tail, and only the activations wait.
+ * The activations are then read with plain loads, not through the read-only path (__ldg), which
+ * assumes data no kernel writes while this one runs: here the kernel before writes them while
+ * this one is resident, and __ldg read stale rows of an earlier layer (bench/NOTES.md entry 16). */
 #ifndef STARINFER_KERNELS_CUDA_GEMV_WARP_CUH
 #define STARINFER_KERNELS_CUDA_GEMV_WARP_CUH
 
@@ -68,7 +71,7 @@ warp_dot(const __nv_bfloat16 *const w[N], const __nv_bfloat16 *x, int cols, int 
         for (int u = 0; u < GEMV_IN_FLIGHT; u++) {
             int p = p0 + 32 * u;
             if (p < pieces)
-                xv[u] = __ldg(x8 + p);
+                xv[u] = x8[p]; /* not __ldg: see above */
         }
 #pragma unroll
         for (int u = 0; u < GEMV_IN_FLIGHT; u++) {
