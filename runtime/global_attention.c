@@ -2,16 +2,19 @@
 
 #include "runtime/kv_cache.h"
 
-size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk)
+size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk,
+                           int tail)
 {
-    return kv_cache_bytes(cfg, be, capacity) + forward_state_bytes(cfg, be, chunk, 1);
+    return kv_cache_bytes(cfg, be, capacity) + forward_state_bytes(cfg, be, chunk + tail, 1);
 }
 
 void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,
-                        const backend *be, int capacity, int chunk)
+                        const backend *be, int capacity, int chunk, int tail)
 {
-    forward_state_init(&g->fs, cfg, w, be, chunk, 1);
+    forward_state_init(&g->fs, cfg, w, be, chunk + tail, 1);
     kv_cache_alloc(&g->kv, cfg, be, capacity, "KV cache");
+    g->chunk = chunk;
+    g->tail = tail;
 }
 
 void global_runner_free(global_runner *g)
@@ -24,8 +27,8 @@ const float *global_prefill(global_runner *g, const int *ids, int n, int first_p
 {
     int pos[g->fs.n_max];
     const float *logits = NULL;
-    for (int start = 0; start < n; start += g->fs.n_max) {
-        int len = n - start < g->fs.n_max ? n - start : g->fs.n_max;
+    for (int start = 0, len; start < n; start += len) {
+        len = n - start <= g->chunk + g->tail ? n - start : g->chunk;
         for (int i = 0; i < len; i++)
             pos[i] = first_pos + start + i;
         forward_args args = {.store = &g->kv,
