@@ -129,12 +129,12 @@ int cmd_generate(int argc, char **argv)
     if (backend_weights_stream(&bw, &m.cfg, &m.set, m.inv_freq, be, &err))
         si_fatal("%s", err.msg); /* checked while loading: the files changed since */
     size_t weights = bw.bytes;
-    size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk, 0);
+    size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk);
     si_log("%d prompt tokens; memory on %s: %.1f MiB (weights %.1f MiB, KV cache and activations "
            "%.1f MiB)",
            n, be->name, bytes / 1048576.0, weights / 1048576.0, (bytes - weights) / 1048576.0);
     global_runner g;
-    global_runner_init(&g, &m.cfg, &bw, be, capacity, chunk, 0);
+    global_runner_init(&g, &m.cfg, &bw, be, capacity, chunk);
     double t0 = timer_now();
     const float *logits = global_prefill(&g, ids, n, 0);
     be->synchronize(); /* the logits stay on the device: wait for them */

@@ -2,19 +2,16 @@
 
 #include "runtime/kv_cache.h"
 
-size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk,
-                           int tail)
+size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk)
 {
-    return kv_cache_bytes(cfg, be, capacity) + forward_state_bytes(cfg, be, chunk + tail, 1);
+    return kv_cache_bytes(cfg, be, capacity) + forward_state_bytes(cfg, be, chunk, 1);
 }
 
 void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,
-                        const backend *be, int capacity, int chunk, int tail)
+                        const backend *be, int capacity, int chunk)
 {
-    forward_state_init(&g->fs, cfg, w, be, chunk + tail, 1);
+    forward_state_init(&g->fs, cfg, w, be, chunk, 1);
     kv_cache_alloc(&g->kv, cfg, be, capacity, "KV cache");
-    g->chunk = chunk;
-    g->tail = tail;
 }
 
 void global_runner_free(global_runner *g)
@@ -27,8 +24,8 @@ const float *global_prefill(global_runner *g, const int *ids, int n, int first_p
 {
     int pos[g->fs.n_max];
     const float *logits = NULL;
-    for (int start = 0, len; start < n; start += len) {
-        len = n - start <= g->chunk + g->tail ? n - start : g->chunk;
+    for (int start = 0; start < n; start += g->fs.n_max) {
+        int len = n - start < g->fs.n_max ? n - start : g->fs.n_max;
         for (int i = 0; i < len; i++)
             pos[i] = first_pos + start + i;
         forward_args args = {.store = &g->kv,

@@ -9,18 +9,13 @@
 typedef struct {
     forward_state fs;
     kv_span kv;
-    int chunk, tail;
 } global_runner;
 
-/* Sizes the cache for CAPACITY positions and the activations for CHUNK tokens per forward, and
- * TAIL more for a prefill's last forward: up to TAIL tokens left after a chunk (a question
- * after its context) join that chunk rather than take a forward, and a pass over every weight,
- * of their own. */
+/* Sizes the cache for CAPACITY positions and the activations for CHUNK tokens per forward. */
 void global_runner_init(global_runner *g, const model_config *cfg, const backend_weights *w,
-                        const backend *be, int capacity, int chunk, int tail);
+                        const backend *be, int capacity, int chunk);
 void global_runner_free(global_runner *g);
-size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk,
-                           int tail);
+size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk);
 
 /* Encodes N tokens at positions FIRST_POS.. and returns the last one's logits. */
 const float *global_prefill(global_runner *g, const int *ids, int n, int first_pos);

@@ -181,10 +181,7 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     return 0;
 }
 
-/* The baseline: rank 0 alone runs ordinary attention over context and query, prefilled together
- * as one sequence (phase 1; phase 2 is empty). A question of at most a sixteenth of a chunk joins
- * the context's last chunk: on its own it took a forward, and a pass over every weight, of its
- * own (7.7 ms of the 8B shape's 0.46 s at 16K on an H200, bench/NOTES.md entry 16). */
+/* The baseline: rank 0 alone runs ordinary attention over context and query. */
 static int run_global(const model *m, MPI_Comm comm, const request_ids *r, const request_opts *o,
                       const gen_params *gen, request_result *res, rank_stats *st, si_error *err)
 {
@@ -192,9 +189,8 @@ static int run_global(const model *m, MPI_Comm comm, const request_ids *r, const
     MPI_Comm_rank(comm, &rank);
     res->n_active = 1;
     res->n_blocks = 1;
-    int n = r->n_ctx + r->n_query, capacity = n + r->max_new_tokens;
-    int tail = r->n_query <= o->chunk / 16 ? r->n_query : 0;
-    size_t bytes = global_runner_bytes(&m->cfg, o->be, capacity, o->chunk, tail);
+    int capacity = r->n_ctx + r->n_query + r->max_new_tokens;
+    size_t bytes = global_runner_bytes(&m->cfg, o->be, capacity, o->chunk);
     if (!all_ok(comm, rank != 0 || check_memory(o->be, bytes, rank, err) == 0)) {
         if (rank != 0)
             si_error_set(err, "rank 0 cannot fit global attention in memory (see its message)");
@@ -204,23 +200,20 @@ static int run_global(const model *m, MPI_Comm comm, const request_ids *r, const
         return 0;
     if (res->n_ranks > 1)
         si_warn("--attn global runs on rank 0 alone; ranks 1..%d stay idle", res->n_ranks - 1);
-    int *ids = mallocCheck(sizeof(int) * (size_t)n, "context and query ids");
-    memcpy(ids, r->ctx, sizeof(int) * (size_t)r->n_ctx);
-    memcpy(ids + r->n_ctx, r->query, sizeof(int) * (size_t)r->n_query);
     global_runner g;
-    global_runner_init(&g, &m->cfg, o->w, o->be, capacity, o->chunk, tail);
+    global_runner_init(&g, &m->cfg, o->w, o->be, capacity, o->chunk);
     double t0 = timer_now();
-    const float *logits = global_prefill(&g, ids, n, 0);
+    global_prefill(&g, r->ctx, r->n_ctx, 0);
     o->be->synchronize(); /* the device's queue holds the prefill until here */
+    double t1 = timer_now();
+    const float *logits = global_prefill(&g, r->query, r->n_query, r->n_ctx);
+    o->be->synchronize();
     res->ttft_s = timer_now() - t0;
-    free(ids);
     gen_driver d = {.step = global_step, .user = &g, .be = o->be, .is_root = 1,
                     .stream = o->stream};
-    generate_tokens(m, logits, n, gen, &d, &res->gen);
-    *st = (rank_stats){.phase1 = res->ttft_s,
-                       .phase2 = 0,
-                       .mem = (double)(weights_bytes(m, o) + bytes),
-                       .ctx_tokens = r->n_ctx};
+    generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
+    *st = (rank_stats){.phase1 = t1 - t0, .phase2 = res->ttft_s - (t1 - t0),
+                       .mem = (double)(weights_bytes(m, o) + bytes), .ctx_tokens = r->n_ctx};
     global_runner_free(&g);
     return 0;
 }

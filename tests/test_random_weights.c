@@ -95,7 +95,7 @@ static void test_shape_weights_and_forward(void **state)
                     reference_value(reference_splitmix(7), (uint64_t)i, 1.0f / sqrtf(256.0f)));
 
     global_runner g;
-    global_runner_init(&g, c, &w, be, 64, 16, 0);
+    global_runner_init(&g, c, &w, be, 64, 16);
     int ids[40];
     for (int i = 0; i < 40; i++)
         ids[i] = (i * 97) % c->vocab_size;

@@ -263,7 +263,7 @@ static void test_one_block_is_global_attention(void **state)
     star_out out;
     run_star(MPI_COMM_SELF, n_ctx, n_ctx, STAR_MERGE_ONE_CALL, 0, &out, NULL);
     global_runner g;
-    global_runner_init(&g, &m.cfg, &bw, test_backend(), n_ctx + n_query, 64, 0);
+    global_runner_init(&g, &m.cfg, &bw, test_backend(), n_ctx + n_query, 64);
     global_prefill(&g, ctx, n_ctx, 0);
     forward_state fs;
     forward_state_init(&fs, &m.cfg, &bw, test_backend(), n_query, n_query);
