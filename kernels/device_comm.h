@@ -30,9 +30,12 @@ device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID_BYTES], in
                                 int max_rows);
 void device_comm_destroy(device_comm *c);
 /* Merges the ROWS rows of S (device memory) across the ranks in place (backend.h's state):
- * M = max m_r, L = sum l_r exp(m_r - M), O = sum o_r exp(m_r - M), as NCCL all-reduces (MAX on
- * m, then SUM on the rescaled l and o in one group). Returns when the merge is complete. */
+ * M = max m_r, L = sum l_r exp(m_r - M), O = sum o_r exp(m_r - M), from one NCCL all-gather of
+ * every rank's rows. Queued on the device's stream, in order with the backend's operations:
+ * returns before the merge is done. */
 void device_comm_merge_attn(device_comm *c, attn_state *s, int rows, int head_dim);
+/* The GPU time of C's merges so far, in seconds (waits for the last to finish). */
+double device_comm_merge_seconds(device_comm *c);
 
 #ifdef __cplusplus
 }

@@ -167,16 +167,20 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     star_phase1(&e, r->ctx);
     const float *logits = star_phase2(&e, r->query, r->n_query, FORWARD_LOGITS_LAST);
     res->ttft_s = timer_now() - t0;
-    double merge_prefill = e.mg.seconds;
+    double merge_prefill = star_merge_seconds(&e.mg);
     if (star_engine_active(&e)) {
         gen_driver d = {.step = star_step, .agree = star_agree, .user = &e, .be = o->be,
                         .is_root = rank == 0,
                         .stream = rank == 0 ? o->stream : NULL};
         generate_tokens(m, logits, r->n_ctx + r->n_query, gen, &d, &res->gen);
     }
-    *st = (rank_stats){.phase1 = e.phase1_s, .phase2 = e.phase2_s, .merge = e.mg.seconds,
+    double merge = star_merge_seconds(&e.mg);
+    *st = (rank_stats){.phase1 = e.phase1_s,
+                       .phase2 = e.phase2_s,
+                       .merge = merge,
                        .mem = (double)(weights_bytes(m, o) + e.bytes),
-                       .merge_decode = e.mg.seconds - merge_prefill, .ctx_tokens = plan.ctx_len};
+                       .merge_decode = merge - merge_prefill,
+                       .ctx_tokens = plan.ctx_len};
     star_engine_free(&e);
     return 0;
 }

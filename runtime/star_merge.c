@@ -117,14 +117,13 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
                  mg->head_dim);
     if (mg->n_ranks == 1)
         return; /* the merge over one rank is the identity */
-    be->synchronize(); /* the time below is the merge's, not the layer's queued work */
-    double t0 = timer_now();
-    if (mg->dc) {
+    if (mg->dc) { /* queued behind the layer's work, timed on the device */
         device_comm_merge_attn(mg->dc, s, rows, head_dim);
-        mg->seconds += timer_now() - t0;
         mg->calls++;
         return;
     }
+    be->synchronize(); /* the time below is the merge's, not the layer's queued work */
+    double t0 = timer_now();
     attn_state *h = be->host_memory ? s : &mg->host;
     if (!be->host_memory)
         stage(h, s, rows, head_dim, be->to_host);
@@ -138,6 +137,11 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
         stage(s, h, rows, head_dim, be->to_device);
     mg->seconds += timer_now() - t0;
     mg->calls++;
+}
+
+double star_merge_seconds(star_merge *mg)
+{
+    return mg->seconds + (mg->dc ? device_comm_merge_seconds(mg->dc) : 0.0);
 }
 
 /* Why this rank cannot merge through NCCL ("" if it can), and its GPU as "host/bus id". */

@@ -21,7 +21,7 @@ typedef enum { STAR_MERGE_AUTO = 0, STAR_MERGE_ONE_CALL, STAR_MERGE_TWO_CALLS } 
 #define STAR_MERGE_AUTO_MAX_ROWS 256
 
 /* Where the reductions run: MPI on host buffers (a device backend stages through pinned host
- * memory, the MPI here is not CUDA-aware), or NCCL all-reduces on the device buffers (one GPU
+ * memory, the MPI here is not CUDA-aware), or an NCCL all-gather of the device buffers (one GPU
  * per rank; MPI stays the launcher and makes the communicator). */
 typedef enum { STAR_MERGE_MPI = 0, STAR_MERGE_NCCL } star_merge_transport;
 
@@ -38,15 +38,20 @@ typedef struct {
     MPI_Datatype record; /* (2 + head_dim) floats: m, l, o */
     MPI_Op op;
     device_comm *dc; /* with --merge-transport nccl; NULL: MPI */
-    double seconds; /* time spent merging, for the per-stage report */
+    double seconds;  /* time spent merging through MPI (star_merge_seconds has both) */
     long calls;
 } star_merge;
 
 void star_merge_init(star_merge *mg, MPI_Comm comm, star_merge_mode mode, const backend *be,
                      int head_dim, int max_rows);
 void star_merge_free(star_merge *mg);
-/* An attn_combine_fn: USER is a star_merge. */
+/* An attn_combine_fn: USER is a star_merge. Through MPI it returns with the merge done; through
+ * NCCL it queues the merge on the device's stream and returns. */
 void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, int head_dim);
+/* Time spent merging so far, for the per-stage report: host time around the MPI merges (each
+ * after the device's queue drains), GPU time of the NCCL merges (CUDA events; waits for the
+ * last). */
+double star_merge_seconds(star_merge *mg);
 /* Moves MG's merges to NCCL (collective over MG's communicator): refused, on every rank alike,
  * where a rank computes on the CPU, the build has no NCCL, or two ranks share a GPU. */
 int star_merge_use_nccl(star_merge *mg, si_error *err);

@@ -8,10 +8,19 @@
 
 static_assert(NCCL_UNIQUE_ID_BYTES == DEVICE_COMM_ID_BYTES, "NCCL's unique id size changed");
 
+/* Merges timed so far: CUDA events around each, read when the time is asked for (or when
+ * every pair is in use). */
+#define TIMED_MERGES 4096
+
 struct device_comm {
     ncclComm_t comm;
     int rank, nranks, max_rows;
-    float *max; /* [max_rows]: the merged m, before the local m is rescaled */
+    int record;      /* floats per row record: 2 + head_dim (m, l, o), set by the first merge */
+    float *send;     /* [max_rows][record]: this rank's rows */
+    float *gathered; /* [nranks][max_rows][record]: every rank's, in rank order */
+    cudaEvent_t start[TIMED_MERGES], stop[TIMED_MERGES];
+    int timed;      /* event pairs recorded and not yet read */
+    double seconds; /* GPU time of the merges read so far */
 };
 
 #define ncclCheck(c, call) nccl_check_at((c), (call), #call, __FILE__, __LINE__)
@@ -61,7 +70,6 @@ extern "C" device_comm *device_comm_create(const unsigned char id[DEVICE_COMM_ID
     ncclUniqueId u;
     memcpy(u.internal, id, DEVICE_COMM_ID_BYTES);
     ncclCheck(c, ncclCommInitRank(&c->comm, nranks, u, rank));
-    cudaCheck(cudaMalloc(&c->max, sizeof(float) * (size_t)(max_rows > 0 ? max_rows : 1)));
     return c;
 }
 
@@ -69,40 +77,113 @@ extern "C" void device_comm_destroy(device_comm *c)
 {
     if (!c)
         return;
-    cudaCheck(cudaFree(c->max));
+    cudaCheck(cudaFree(c->send));
+    cudaCheck(cudaFree(c->gathered));
+    for (int i = 0; i < TIMED_MERGES && c->start[i]; i++) {
+        cudaCheck(cudaEventDestroy(c->start[i]));
+        cudaCheck(cudaEventDestroy(c->stop[i]));
+    }
     ncclCheck(c, ncclCommDestroy(c->comm));
     free(c);
 }
 
-/* Scales a rank's (l, o) of every row by exp(m_r - M) and sets m to the merged M; a row that
- * saw no key here (m = -inf) contributes nothing. One block of HEAD_DIM threads per row. */
-__global__ void rescale_kernel(float *m, float *l, float *o, const float *max, int head_dim)
+/* Row R of the state into its record of SEND: m, l, then o. One block per row. */
+__global__ void pack_kernel(float *send, const float *m, const float *l, const float *o,
+                            int head_dim)
 {
     int r = blockIdx.x;
-    float w = m[r] == -INFINITY ? 0.0f : expf(m[r] - max[r]);
+    float *rec = send + (size_t)r * (head_dim + 2);
     for (int t = threadIdx.x; t < head_dim; t += blockDim.x)
-        o[(size_t)r * head_dim + t] *= w;
-    __syncthreads(); /* every thread has read m[r] before it changes */
+        rec[2 + t] = o[(size_t)r * head_dim + t];
     if (threadIdx.x == 0) {
-        l[r] *= w;
-        m[r] = max[r];
+        rec[0] = m[r];
+        rec[1] = l[r];
     }
 }
 
+/* Row R merged from every rank's record, in rank order (so every rank computes the same
+ * values): M = max m_k, L = sum l_k exp(m_k - M), O = sum o_k exp(m_k - M); a rank that saw
+ * no key for the row (m = -inf) contributes nothing, and a row no rank saw stays empty. */
+__global__ void merge_gathered_kernel(float *m, float *l, float *o, const float *gathered, int rows,
+                                      int nranks, int head_dim)
+{
+    int r = blockIdx.x;
+    size_t stride = (size_t)rows * (head_dim + 2); /* from one rank's records to the next's */
+    const float *rec = gathered + (size_t)r * (head_dim + 2);
+    float mx = -INFINITY;
+    for (int k = 0; k < nranks; k++)
+        mx = fmaxf(mx, rec[k * stride]);
+    float lsum = 0.0f;
+    for (int k = 0; k < nranks; k++) {
+        float mk = rec[k * stride];
+        lsum += mk == -INFINITY ? 0.0f : rec[k * stride + 1] * expf(mk - mx);
+    }
+    for (int t = threadIdx.x; t < head_dim; t += blockDim.x) {
+        float acc = 0.0f;
+        for (int k = 0; k < nranks; k++) {
+            float mk = rec[k * stride];
+            acc += mk == -INFINITY ? 0.0f : rec[k * stride + 2 + t] * expf(mk - mx);
+        }
+        o[(size_t)r * head_dim + t] = acc;
+    }
+    if (threadIdx.x == 0) {
+        m[r] = mx;
+        l[r] = lsum;
+    }
+}
+
+/* Adds the recorded merges' GPU time to C->seconds, waiting for the last to finish. */
+static void read_timers(device_comm *c)
+{
+    if (!c->timed)
+        return;
+    cudaCheck(cudaEventSynchronize(c->stop[c->timed - 1]));
+    for (int i = 0; i < c->timed; i++) {
+        float ms = 0.0f;
+        cudaCheck(cudaEventElapsedTime(&ms, c->start[i], c->stop[i]));
+        c->seconds += ms / 1e3;
+    }
+    c->timed = 0;
+}
+
+extern "C" double device_comm_merge_seconds(device_comm *c)
+{
+    read_timers(c);
+    return c->seconds;
+}
+
+/* One all-gather of every rank's (m, l, o) records and one kernel that merges them, queued on
+ * the stream like the layer's other work: the host neither waits for the GPU before the merge
+ * nor after it. (Three all-reduces, a rescaling kernel and the host waiting twice per layer took
+ * 49 us per layer of a decoded token on two H200s, 19% of it at 128K: bench/NOTES.md 16.) */
 extern "C" void device_comm_merge_attn(device_comm *c, attn_state *s, int rows, int head_dim)
 {
     if (rows > c->max_rows)
         si_fatal("NCCL merge of %d rows, sized for %d", rows, c->max_rows);
+    if (!c->send) {
+        c->record = head_dim + 2;
+        size_t bytes = sizeof(float) * (size_t)c->max_rows * c->record;
+        cudaCheck(cudaMalloc(&c->send, bytes));
+        cudaCheck(cudaMalloc(&c->gathered, bytes * c->nranks));
+    }
+    if (head_dim + 2 != c->record)
+        si_fatal("NCCL merge of head_dim %d, sized for %d", head_dim, c->record - 2);
+    if (c->timed == TIMED_MERGES)
+        read_timers(c);
+    int i = c->timed++;
+    if (!c->start[i]) {
+        cudaCheck(cudaEventCreate(&c->start[i]));
+        cudaCheck(cudaEventCreate(&c->stop[i]));
+    }
     cudaStream_t stream = 0;
-    ncclCheck(c, ncclAllReduce(s->m, c->max, rows, ncclFloat32, ncclMax, c->comm, stream));
     int threads = head_dim < 128 ? head_dim : 128;
-    rescale_kernel<<<rows, threads, 0, stream>>>(s->m, s->l, s->o, c->max, head_dim);
-    cudaCheckLaunch("rescale_kernel");
-    ncclCheck(c, ncclGroupStart());
-    ncclCheck(c, ncclAllReduce(s->l, s->l, rows, ncclFloat32, ncclSum, c->comm, stream));
-    ncclCheck(c, ncclAllReduce(s->o, s->o, (size_t)rows * head_dim, ncclFloat32, ncclSum, c->comm,
+    cudaCheck(cudaEventRecord(c->start[i], stream));
+    pack_kernel<<<rows, threads, 0, stream>>>(c->send, s->m, s->l, s->o, head_dim);
+    cudaCheckLaunch("pack_kernel");
+    ncclCheck(c, ncclAllGather(c->send, c->gathered, (size_t)rows * c->record, ncclFloat32, c->comm,
                                stream));
-    ncclCheck(c, ncclGroupEnd());
-    /* Complete before returning, so that the merge's time is measured as MPI's is. */
-    cudaCheck(cudaStreamSynchronize(stream));
+    merge_gathered_kernel<<<rows, threads, 0, stream>>>(s->m, s->l, s->o, c->gathered, rows,
+                                                        c->nranks, head_dim);
+    cudaCheckLaunch("merge_gathered_kernel");
+    cudaCheck(cudaEventRecord(c->stop[i], stream));
 }
