@@ -16,8 +16,10 @@ struct device_comm {
     ncclComm_t comm;
     int rank, nranks, max_rows;
     int record;      /* floats per row record: 2 + head_dim (m, l, o), set by the first merge */
-    float *send;     /* [max_rows][record]: this rank's rows */
-    float *gathered; /* [nranks][max_rows][record]: every rank's, in rank order */
+    int room;        /* rows SEND has room for: the most merged so far (a decoded token's few
+                      * rows, a query chunk's many), not MAX_ROWS ahead of need */
+    float *send;     /* [room][record]: this rank's rows */
+    float *gathered; /* [nranks][room][record]: every rank's, in rank order */
     cudaEvent_t start[TIMED_MERGES], stop[TIMED_MERGES];
     int timed;      /* event pairs recorded and not yet read */
     double seconds; /* GPU time of the merges read so far */
@@ -160,14 +162,18 @@ extern "C" void device_comm_merge_attn(device_comm *c, attn_state *s, int rows, 
 {
     if (rows > c->max_rows)
         si_fatal("NCCL merge of %d rows, sized for %d", rows, c->max_rows);
-    if (!c->send) {
+    if (!c->record)
         c->record = head_dim + 2;
-        size_t bytes = sizeof(float) * (size_t)c->max_rows * c->record;
-        cudaCheck(cudaMalloc(&c->send, bytes));
-        cudaCheck(cudaMalloc(&c->gathered, bytes * c->nranks));
-    }
     if (head_dim + 2 != c->record)
         si_fatal("NCCL merge of head_dim %d, sized for %d", head_dim, c->record - 2);
+    if (rows > c->room) { /* cudaFree waits for the device: only when a larger merge comes */
+        cudaCheck(cudaFree(c->send));
+        cudaCheck(cudaFree(c->gathered));
+        size_t bytes = sizeof(float) * (size_t)rows * c->record;
+        cudaCheck(cudaMalloc(&c->send, bytes));
+        cudaCheck(cudaMalloc(&c->gathered, bytes * c->nranks));
+        c->room = rows;
+    }
     if (c->timed == TIMED_MERGES)
         read_timers(c);
     int i = c->timed++;
