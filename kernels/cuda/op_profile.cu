@@ -1,8 +1,11 @@
 /* Where the GPU's time goes, per backend operation: with STARINFER_OP_PROFILE=1 in the
  * environment, each compute slot of the CUDA backend is wrapped so that CUDA events bracket it on
  * the stream (no synchronisation between operations), and at exit the process prints, on stderr,
- * the GPU time of each operation, split into forward passes of at most 16 tokens (decoding)
- * and more (prefill), and the share of the GPU's busy span that fell between operations. */
+ * the GPU time of each operation, split into forward passes of at most 16 tokens (decoding),
+ * of at most 256 (short: a query after its context) and more (prefill), and the share of the
+ * GPU's busy span that fell between operations. STARINFER_OP_PROFILE_SKIP=N leaves the first N
+ * forward passes out (a warm-up request's: cuDNN's plans, cuBLASLt's heuristics, modules loaded
+ * at first use). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #define MAX_KINDS 64
 #define PENDING 4096
 #define DECODE_ROWS 16
+#define SHORT_ROWS 256
 
 typedef struct {
     char name[48];
@@ -36,11 +40,16 @@ static int have_first;
 
 /* Tokens of the forward pass under way: the embedding of each pass sets it. */
 static int pass_tokens;
+/* Forward passes begun, and how many to leave out of the totals. */
+static long passes, skip_passes;
 
 static int kind_index(const char *name)
 {
     char key[48];
-    snprintf(key, sizeof key, "%s %s", name, pass_tokens <= DECODE_ROWS ? "(decode)" : "(prefill)");
+    const char *pass = pass_tokens <= DECODE_ROWS  ? "(decode)"
+                       : pass_tokens <= SHORT_ROWS ? "(short)"
+                                                   : "(prefill)";
+    snprintf(key, sizeof key, "%s %s", name, pass);
     for (int i = 0; i < n_kinds; i++)
         if (strcmp(kinds[i].name, key) == 0)
             return i;
@@ -104,14 +113,17 @@ static void report(void)
         busy += kinds[i].ms;
     int dev = -1;
     cudaGetDevice(&dev);
-    fprintf(stderr, "op profile, GPU %d: %.1f ms from the first operation to the last\n", dev,
-            span);
+    fprintf(stderr,
+            "op profile, GPU %d: %.1f ms from the first operation to the last (forward passes "
+            "%ld to %ld)\n",
+            dev, span, passes > skip_passes ? skip_passes + 1 : passes, passes);
     fprintf(stderr, "  %-34s %9s %11s %9s %6s\n", "operation", "calls", "total ms", "mean us",
             "share");
     for (int i = 0; i < n_kinds; i++)
-        fprintf(stderr, "  %-34s %9ld %11.2f %9.1f %5.1f%%\n", kinds[i].name, kinds[i].calls,
-                kinds[i].ms, 1e3 * kinds[i].ms / (kinds[i].calls ? kinds[i].calls : 1),
-                span > 0 ? 100.0 * kinds[i].ms / span : 0.0);
+        if (kinds[i].calls)
+            fprintf(stderr, "  %-34s %9ld %11.2f %9.1f %5.1f%%\n", kinds[i].name, kinds[i].calls,
+                    kinds[i].ms, 1e3 * kinds[i].ms / (kinds[i].calls ? kinds[i].calls : 1),
+                    span > 0 ? 100.0 * kinds[i].ms / span : 0.0);
     fprintf(stderr, "  %-34s %9s %11.2f %9s %5.1f%%\n", "(between operations)", "", span - busy, "",
             span > 0 ? 100.0 * (span - busy) / span : 0.0);
 }
@@ -128,9 +140,24 @@ static void p_kv_write(void *k_dst, void *v_dst, const float *k, const float *v,
     TIMED("kv_write", inner.kv_write(k_dst, v_dst, k, v, count));
 }
 
+/* Forgets what was timed so far: the totals start again with the next operation. */
+static void forget(void)
+{
+    drain();
+    for (int i = 0; i < n_kinds; i++) {
+        kinds[i].calls = 0;
+        kinds[i].ms = 0;
+    }
+    cudaCheck(cudaEventDestroy(first_start));
+    cudaCheck(cudaEventDestroy(last_stop));
+    have_first = 0;
+}
+
 static void p_embedding(float *out, const void *table, const int *ids, int n, int dim)
 {
     pass_tokens = n;
+    if (passes++ == skip_passes && have_first)
+        forget();
     TIMED("embedding", inner.embedding(out, table, ids, n, dim));
 }
 
@@ -218,6 +245,8 @@ const backend *cuda_op_profile_wrap(const backend *be)
     const char *env = getenv("STARINFER_OP_PROFILE");
     if (!env || !*env || strcmp(env, "0") == 0)
         return be;
+    const char *skip = getenv("STARINFER_OP_PROFILE_SKIP");
+    skip_passes = skip ? atol(skip) : 0;
     inner = *be;
     wrapped = *be;
     wrapped.kv_write = p_kv_write;
