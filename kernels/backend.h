@@ -66,6 +66,11 @@ typedef struct backend {
     void (*host_free)(void *p);
     void (*to_device)(void *dst, const void *src, size_t bytes);
     void (*to_host)(void *dst, const void *src, size_t bytes);
+    /* The same copies queued in order with the operations, returning at once: the host side is
+     * host_alloc memory, left alone until synchronize() has returned (a copy to the host has
+     * landed then, and one to the device has been read). */
+    void (*to_device_async)(void *dst, const void *src, size_t bytes);
+    void (*to_host_async)(void *dst, const void *src, size_t bytes);
     /* COUNT fp32 host values into the backend's weight format at DST. */
     void (*weight_upload)(void *dst, const float *src, size_t count);
     /* COUNT fp32 host values into the activation format at DST (backend memory), and back. */

@@ -125,16 +125,20 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
     be->synchronize(); /* the time below is the merge's, not the layer's queued work */
     double t0 = timer_now();
     attn_state *h = be->host_memory ? s : &mg->host;
-    if (!be->host_memory)
-        stage(h, s, rows, head_dim, be->to_host);
+    if (!be->host_memory) { /* three copies queued, one wait */
+        stage(h, s, rows, head_dim, be->to_host_async);
+        be->synchronize();
+    }
     int one_call = mg->mode == STAR_MERGE_ONE_CALL ||
                    (mg->mode == STAR_MERGE_AUTO && rows <= STAR_MERGE_AUTO_MAX_ROWS);
     if (one_call)
         merge_one_call(mg, h, rows, head_dim);
     else
         merge_two_calls(mg, h, rows, head_dim);
+    /* queued, the layer's next operations behind them; the staging is written again only after
+     * the next merge's synchronize() */
     if (!be->host_memory)
-        stage(s, h, rows, head_dim, be->to_device);
+        stage(s, h, rows, head_dim, be->to_device_async);
     mg->seconds += timer_now() - t0;
     mg->calls++;
 }

@@ -151,6 +151,17 @@ static void cuda_to_host(void *dst, const void *src, size_t bytes)
     cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 
+/* On the stream the operations run on; from or to pinned memory, so the call returns at once. */
+static void cuda_to_device_async(void *dst, const void *src, size_t bytes)
+{
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, 0));
+}
+
+static void cuda_to_host_async(void *dst, const void *src, size_t bytes)
+{
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, 0));
+}
+
 /* fp32 host weights to bf16 on the device, through a pinned staging buffer in pieces. */
 static void cuda_weight_upload(void *dst, const float *src, size_t count)
 {
@@ -193,6 +204,8 @@ static backend cuda_backend = {
     .host_free = cuda_host_free,
     .to_device = cuda_to_device,
     .to_host = cuda_to_host,
+    .to_device_async = cuda_to_device_async,
+    .to_host_async = cuda_to_host_async,
     .weight_upload = cuda_weight_upload,
     .act_upload = cuda_act_upload,
     .act_download = cuda_act_download,
