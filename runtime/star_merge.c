@@ -122,13 +122,14 @@ void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, 
         mg->calls++;
         return;
     }
-    be->synchronize(); /* the time below is the merge's, not the layer's queued work */
-    double t0 = timer_now();
+    /* The rows to the host: three copies queued behind the layer's work, one wait for all of it.
+     * The merge's time starts when they have landed (the copies' few microseconds on the GPU count
+     * in the layer's time, with the work they wait for). */
     attn_state *h = be->host_memory ? s : &mg->host;
-    if (!be->host_memory) { /* three copies queued, one wait */
+    if (!be->host_memory)
         stage(h, s, rows, head_dim, be->to_host_async);
-        be->synchronize();
-    }
+    be->synchronize();
+    double t0 = timer_now();
     int one_call = mg->mode == STAR_MERGE_ONE_CALL ||
                    (mg->mode == STAR_MERGE_AUTO && rows <= STAR_MERGE_AUTO_MAX_ROWS);
     if (one_call)
