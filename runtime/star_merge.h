@@ -48,9 +48,9 @@ void star_merge_free(star_merge *mg);
 /* An attn_combine_fn: USER is a star_merge. Through MPI it returns with the merge done; through
  * NCCL it queues the merge on the device's stream and returns. */
 void star_merge_combine(void *user, const backend *be, attn_state *s, int rows, int head_dim);
-/* Time spent merging so far, for the per-stage report: host time around the MPI merges (each
- * after the device's queue drains), GPU time of the NCCL merges (CUDA events; waits for the
- * last). */
+/* Time spent merging so far, for the per-stage report: host time of the MPI merges (each from
+ * its rows landing in host memory to its copies back queued), GPU time of the NCCL merges (CUDA
+ * events; waits for the last). */
 double star_merge_seconds(star_merge *mg);
 /* Moves MG's merges to NCCL (collective over MG's communicator): refused, on every rank alike,
  * where a rank computes on the CPU, the build has no NCCL, or two ranks share a GPU. */
