@@ -136,6 +136,10 @@ const float *star_phase2(star_engine *e, const int *query, int nq, forward_logit
         return NULL;
     if (which == FORWARD_LOGITS_ALL && nq > e->o.chunk)
         si_fatal("phase 2 asked for the logits of %d query tokens, sized for %d", nq, e->o.chunk);
+    /* The ranks begin together: one that encoded its blocks sooner (block 0 has no anchor to
+     * encode) would otherwise wait in its first merge, and the wait would read as merging. The
+     * slowest rank's phase 1 sets the time to the first token either way. */
+    mpiCheck(MPI_Barrier(e->active));
     double t0 = timer_now();
     int *pos = mallocCheck(sizeof(int) * e->o.chunk, "positions");
     const float *logits = NULL;
