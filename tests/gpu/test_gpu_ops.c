@@ -466,6 +466,40 @@ static double boundary_gap(const float *logits, int vocab, float t, float top_p,
     return gap;
 }
 
+/* The queued copies (the MPI merge's staging): in order with the operations around them, with
+ * one synchronize() at the end. An attention state is set up by a kernel, copied to pinned host
+ * memory behind it, overwritten there, copied back and read again: every value must be exact. */
+static void test_async_copies(int rows, int d)
+{
+    size_t n = (size_t)rows * (d + 2);
+    float *dm = gpu->alloc(sizeof(float) * n, "test state");
+    attn_state ds = {dm, dm + rows, dm + 2 * rows};
+    float *h = gpu->host_alloc(sizeof(float) * n, "test staging");
+    float *back = gpu->host_alloc(sizeof(float) * n, "test staging");
+    gpu->attn_init(&ds, rows, d);
+    gpu->to_host_async(h, dm, sizeof(float) * n); /* behind the init */
+    gpu->synchronize();
+    int bad = 0;
+    for (int r = 0; r < rows; r++)
+        bad += !(h[r] == -INFINITY && h[rows + r] == 0.0f);
+    for (size_t i = 2 * (size_t)rows; i < n; i++)
+        bad += h[i] != 0.0f;
+    for (size_t i = 0; i < n; i++)
+        h[i] = uniform();
+    gpu->to_device_async(dm, h, sizeof(float) * n);
+    gpu->to_host_async(back, dm, sizeof(float) * n); /* behind the copy to the device */
+    gpu->synchronize();
+    for (size_t i = 0; i < n; i++)
+        bad += back[i] != h[i];
+    char shape[64];
+    snprintf(shape, sizeof shape, "rows=%d d=%d", rows, d);
+    failures += bad != 0;
+    printf("%-16s %-40s %10d  %s\n", "async copies", shape, bad, bad ? "FAIL" : "ok");
+    gpu->free(dm);
+    gpu->host_free(h);
+    gpu->host_free(back);
+}
+
 /* The sample slot: the GPU picks what the CPU picks from the same logits and draw, except where
  * the draw or the nucleus' edge falls within SAMPLE_GAP of the total mass of a boundary between
  * the two picks; those are counted and must stay rare. */
@@ -613,6 +647,8 @@ int main(int argc, char **argv)
     test_sample(128256, 30);
     test_sample(1000, 20);
     test_sample(50, 10); /* fewer logits than the argmax has blocks */
+    test_async_copies(32, 128);
+    test_async_copies(1000, 64);
     printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }
