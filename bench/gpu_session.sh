@@ -6,7 +6,8 @@
 # (exit codes and seconds in OUT/summary.txt), going on past a failed step:
 #   1. bench/hf_baseline.py: Transformers + SDPA, Llama-3.1-8B shape, 16K-128K, GEMM/copy rates,
 #      SDPA flash alone                                                    -> OUT/hf.jsonl
-#   2. starinfer bench, the same shape and lengths, global attention      -> OUT/starinfer.jsonl
+#   2. starinfer bench, the same shape and lengths, global attention (64K and 128K also beside
+#      the matrix rate sustained for 5 s)                                -> OUT/starinfer.jsonl
 #   3. with two GPUs or more: Star Attention on 2 ranks at 128K (anchor = block, and 4K; then
 #      the 4K anchor again with the NCCL merge)
 #   4. bench/compare.py                                                   -> OUT/compare.md
@@ -61,8 +62,8 @@ timed hf_long 180 python3 "$here/hf_baseline.py" "${shape[@]}" --lengths 65536,1
   --json "$out/hf.jsonl"
 timed starinfer_short 150 "$bin/starinfer" bench "${shape[@]}" --attn global --device cuda \
   --lengths 16384,32768 --repeat 3 --json "$out/starinfer.jsonl"
-timed starinfer_long 210 "$bin/starinfer" bench "${shape[@]}" --attn global --device cuda \
-  --lengths 65536,131072 --repeat 2 --json "$out/starinfer.jsonl"
+timed starinfer_long 215 "$bin/starinfer" bench "${shape[@]}" --attn global --device cuda \
+  --lengths 65536,131072 --repeat 2 --sustained 5 --json "$out/starinfer.jsonl"
 if ((gpus >= 2)); then
   timed star_np2 240 "${mpirun[@]}" -np 2 "$bin/starinfer" bench "${shape[@]}" --attn star \
     --device cuda --lengths 131072 --block-size 16384 --anchor-size 16384,4096 --repeat 2 \

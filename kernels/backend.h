@@ -144,8 +144,11 @@ typedef struct backend {
      * GEMM inputs and of the queries, cuDNN attention's output), for the memory plan. */
     size_t (*scratch_bytes)(int n, int widest, int q_dim);
     /* Rates measured now, for the roofline: a large matrix product (bf16 GEMM through cuBLAS on
-     * CUDA, BLAS sgemm on the CPU) in FLOP/s, and a large copy in bytes read + written per s. */
-    double (*matmul_rate)(void);
+     * CUDA, BLAS sgemm on the CPU) in FLOP/s, and a large copy in bytes read + written per s.
+     * SECONDS 0 times a short burst of products, as a device runs before its power or thermal
+     * limits act; SECONDS > 0 runs them back to back that long and gives the rate of all but
+     * the first second (all of it under 2 s): what the device sustains once they act. */
+    double (*matmul_rate)(double seconds);
     double (*copy_rate)(void);
     /* The device's name ("NVIDIA H100 80GB HBM3", or the CPU's model name). */
     void (*device_name)(char *buf, size_t len);

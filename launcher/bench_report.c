@@ -30,7 +30,8 @@ static const char *name_of(const bench_record *b)
 void bench_print_table_header(FILE *f)
 {
     fprintf(f, "| shape | attn | ranks | context | block | anchor | ttft s | prefill t/s | "
-               "prefill roofline %% | decode t/s | decode roofline %% | merge ms/layer | "
+               "prefill roofline %% (sustained) | decode t/s | decode roofline %% | "
+               "merge ms/layer | "
                "peak GiB |\n");
     fprintf(f, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
                "---: | ---: |\n");
@@ -49,10 +50,12 @@ void bench_print_table_row(FILE *f, const bench_record *b)
     double peak = 0;
     for (int r = 0; r < b->ranks; r++)
         peak = b->peak_gib[r] > peak ? b->peak_gib[r] : peak;
-    fprintf(f, "%.3f ± %.3f | %.0f | %.1f | %.2f ± %.2f | %.1f | %.4f | %.2f |\n", b->ttft_s.mean,
-            b->ttft_s.std, (b->context + b->query_tokens) / b->ttft_s.mean,
-            100 * b->prefill_fraction, b->decode_tokens_per_s.mean, b->decode_tokens_per_s.std,
-            100 * b->decode_fraction, b->merge_ms_per_layer.mean, peak);
+    fprintf(f, "%.3f ± %.3f | %.0f | %.1f", b->ttft_s.mean, b->ttft_s.std,
+            (b->context + b->query_tokens) / b->ttft_s.mean, 100 * b->prefill_fraction);
+    if (b->matmul_sustained_flops_per_s > 0)
+        fprintf(f, " (%.1f)", 100 * b->prefill_fraction_sustained);
+    fprintf(f, " | %.2f ± %.2f | %.1f | %.4f | %.2f |\n", b->decode_tokens_per_s.mean,
+            b->decode_tokens_per_s.std, 100 * b->decode_fraction, b->merge_ms_per_layer.mean, peak);
     fflush(f);
 }
 
@@ -86,6 +89,13 @@ static void add_measured(cJSON *o, const bench_record *b)
     cJSON_AddNumberToObject(r, "prefill_fraction", b->prefill_fraction);
     cJSON_AddNumberToObject(r, "decode_bytes", b->decode_bytes);
     cJSON_AddNumberToObject(r, "decode_fraction", b->decode_fraction);
+    int sustained = b->matmul_sustained_flops_per_s > 0;
+    cJSON_AddItemToObject(r, "matmul_tflops_sustained",
+                          sustained ? cJSON_CreateNumber(b->matmul_sustained_flops_per_s / 1e12)
+                                    : cJSON_CreateNull());
+    cJSON_AddItemToObject(r, "prefill_fraction_sustained",
+                          sustained ? cJSON_CreateNumber(b->prefill_fraction_sustained)
+                                    : cJSON_CreateNull());
 }
 
 void bench_write_json(FILE *f, const bench_record *b)

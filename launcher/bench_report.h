@@ -21,7 +21,9 @@ typedef struct {
     bench_stats ttft_s, decode_tokens_per_s, merge_ms_per_layer;
     double *phase1_s, *phase2_s, *peak_gib; /* per rank */
     double matmul_flops_per_s, mem_bytes_per_s;
+    double matmul_sustained_flops_per_s; /* 0: not measured (--sustained) */
     double prefill_flops, prefill_fraction, decode_bytes, decode_fraction;
+    double prefill_fraction_sustained; /* against the sustained rate, where measured */
 } bench_record;
 
 void bench_print_table_header(FILE *f);

@@ -32,6 +32,8 @@ static const char *usage =
     "  --warmup N             unmeasured runs before them (default 1)\n"
     "  --seed S               seed of the weights and token ids (default 0)\n"
     "  --json FILE            append one JSON line per configuration ('-': stdout, no table)\n"
+    "  --sustained S          also measure the matrix rate sustained over S seconds of products\n"
+    "                         (a GPU at its power cap runs slower than in the default burst)\n"
     "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"
     "  --merge MODE           auto (default), one-call or two-call\n"
     "  --merge-transport T    mpi (default) or nccl (GPU to GPU, one GPU per rank)\n"
@@ -52,6 +54,7 @@ typedef struct {
     star_flags s;
     int_list lengths, blocks, anchors;
     int query_tokens, decode_tokens, repeat, warmup;
+    int sustained_s; /* seconds of the sustained matrix rate; 0: not measured */
     uint64_t seed;
     const char *json_path;
     char command[8192];
@@ -87,7 +90,8 @@ static int bench_flag(bench_opts *o, const char *flag, const char *value, si_err
     } counts[] = {{"--query-tokens", &o->query_tokens, 1},
                   {"--decode-tokens", &o->decode_tokens, 1},
                   {"--repeat", &o->repeat, 1},
-                  {"--warmup", &o->warmup, 0}};
+                  {"--warmup", &o->warmup, 0},
+                  {"--sustained", &o->sustained_s, 0}};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         if (!strcmp(flag, counts[i].flag)) {
             long n;
@@ -218,6 +222,9 @@ static void add_roofline(bench_record *b, const bench_run *br, const request_res
         b->decode_bytes = by > b->decode_bytes ? by : b->decode_bytes;
     }
     b->prefill_fraction = b->prefill_flops / b->matmul_flops_per_s / b->ttft_s.mean;
+    if (b->matmul_sustained_flops_per_s > 0)
+        b->prefill_fraction_sustained =
+            b->prefill_flops / b->matmul_sustained_flops_per_s / b->ttft_s.mean;
     b->decode_fraction = b->decode_bytes * b->decode_tokens_per_s.mean / b->mem_bytes_per_s;
 }
 
@@ -304,15 +311,21 @@ static int bench_all(bench_run *br, const bench_opts *o)
     return failed;
 }
 
-/* Rank 0 measures the rates once; the other ranks wait for it. */
-static void measure_rates(bench_run *br)
+/* Rank 0 measures the rates once (the burst first, on a device that has rested); the other ranks
+ * wait for it. */
+static void measure_rates(bench_run *br, int sustained_s)
 {
     if (mpi_rank() == 0) {
         si_log("bench: measuring the matrix and memory rates of %s", br->be->name);
-        br->base.matmul_flops_per_s = br->be->matmul_rate();
+        br->base.matmul_flops_per_s = br->be->matmul_rate(0);
         br->base.mem_bytes_per_s = br->be->copy_rate();
         si_log("bench: %.1f TFLOP/s matrix rate, %.1f GB/s copy (read + write)",
                br->base.matmul_flops_per_s / 1e12, br->base.mem_bytes_per_s / 1e9);
+        if (sustained_s > 0) {
+            br->base.matmul_sustained_flops_per_s = br->be->matmul_rate(sustained_s);
+            si_log("bench: %.1f TFLOP/s matrix rate sustained over %d s",
+                   br->base.matmul_sustained_flops_per_s / 1e12, sustained_s);
+        }
     }
     mpiCheck(MPI_Barrier(MPI_COMM_WORLD));
 }
@@ -342,7 +355,7 @@ static int serve(const session *se, const bench_opts *o)
     }
     if (!mpi_all_ok(ok))
         return 1;
-    measure_rates(&br);
+    measure_rates(&br, o->sustained_s);
     if (br.table && mpi_rank() == 0)
         bench_print_table_header(stdout);
     int failed = bench_all(&br, o);

@@ -25,7 +25,7 @@ void cpu_attend_project(float *y, attn_state *s, void *att, const void *q, int n
                         const void *w_o, int rows);
 void cpu_attn_finalize(void *out, const attn_state *s, int rows, int head_dim);
 void cpu_weight_random(void *dst, size_t count, uint64_t seed, float scale);
-double cpu_matmul_rate(void);
+double cpu_matmul_rate(double seconds);
 double cpu_copy_rate(void);
 void cpu_device_name(char *buf, size_t len);
 int cpu_sample(const float *logits, int vocab, float temperature, float top_p, float u);

@@ -93,8 +93,8 @@ void cuda_attend_project(float *y, attn_state *s, void *att, const void *q, int 
 void cuda_weight_random(void *dst, size_t count, uint64_t seed, float scale);
 /* Seconds that RUNS calls of OP(USER) take on the GPU after WARMUP more, by CUDA events. */
 double cuda_time_runs(void (*op)(void *user), void *user, int warmup, int runs);
-double cuda_matmul_rate(void);
-double cuda_matmul_rate_f32(void);
+double cuda_matmul_rate(double seconds);
+double cuda_matmul_rate_f32(double seconds);
 double cuda_copy_rate(void);
 void cuda_device_name(char *buf, size_t len);
 /* BE itself, or, with STARINFER_OP_PROFILE=1, BE with its operations timed (op_profile.cu). */

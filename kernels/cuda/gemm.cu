@@ -172,8 +172,10 @@ static void product_once(void *user)
 }
 
 /* The matrix rate of this GPU through the same cuBLASLt path as the model's products (bf16 or fp32
- * operands, fp32 accumulation and output): a square product of N, timed with CUDA events. */
-static double matmul_rate_of(cudaDataType_t type, size_t elem_size)
+ * operands, fp32 accumulation and output): a square product of N, timed with CUDA events; a
+ * burst, or SECONDS of products back to back (backend.h). An H100 at its power cap runs the
+ * burst at about 790 TFLOP/s and sustains about 680 (bench/NOTES.md 19). */
+static double matmul_rate_of(cudaDataType_t type, size_t elem_size, double seconds)
 {
     const int n = 8192, warmup = 3, runs = type == CUDA_R_32F ? 5 : 20;
     size_t elems = (size_t)n * n;
@@ -189,19 +191,32 @@ static double matmul_rate_of(cudaDataType_t type, size_t elem_size)
         cuda_weight_random(b, elems, 2, 1.0f);
     }
     product_args g = {a, b, c, n, type};
-    double seconds = cuda_time_runs(product_once, &g, warmup, runs);
+    double counted = 0; /* seconds of the products counted, RUNS_COUNTED of them */
+    long runs_counted = 0;
+    if (seconds <= 0) {
+        counted = cuda_time_runs(product_once, &g, warmup, runs);
+        runs_counted = runs;
+    } else {
+        double skip = seconds < 2 ? 0 : 1, elapsed = 0;
+        while (elapsed < seconds) {
+            double t = cuda_time_runs(product_once, &g, 0, runs);
+            if (elapsed >= skip)
+                counted += t, runs_counted += runs;
+            elapsed += t;
+        }
+    }
     cudaCheck(cudaFree(a));
     cudaCheck(cudaFree(b));
     cudaCheck(cudaFree(c));
-    return 2.0 * n * (double)n * n * runs / seconds;
+    return 2.0 * n * (double)n * n * runs_counted / counted;
 }
 
-double cuda_matmul_rate(void)
+double cuda_matmul_rate(double seconds)
 {
-    return matmul_rate_of(CUDA_R_16BF, 2);
+    return matmul_rate_of(CUDA_R_16BF, 2, seconds);
 }
 
-double cuda_matmul_rate_f32(void)
+double cuda_matmul_rate_f32(double seconds)
 {
-    return matmul_rate_of(CUDA_R_32F, 4);
+    return matmul_rate_of(CUDA_R_32F, 4, seconds);
 }

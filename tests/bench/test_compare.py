@@ -58,6 +58,18 @@ class Compare(unittest.TestCase):
                          self.find(self.ours, 32768, attn="global")["roofline"]["decode_fraction"] >= 0.8)
         oks = {x["ok"] for x in t.values()}
         self.assertTrue(True in oks and False in oks)  # the fixture exercises both outcomes
+        self.assertNotIn(("llama-3.1-8b: the same against the matrix rate sustained", 131072), t)
+
+    def test_sustained_rate_adds_a_target_row_and_a_table_cell(self):
+        ours = [dict(r) for r in self.ours]
+        g = self.find(ours, 131072, attn="global")
+        g["roofline"] = dict(g["roofline"], matmul_tflops_sustained=680.0,
+                             prefill_fraction_sustained=g["roofline"]["prefill_fraction"] * 1.16)
+        t = {(x["target"], x["context"]): x for x in compare.targets(ours, self.hf)}
+        row = t[("llama-3.1-8b: the same against the matrix rate sustained", 131072)]
+        self.assertAlmostEqual(row["value"], g["roofline"]["prefill_fraction_sustained"])
+        self.assertEqual(row["ok"], row["value"] >= 0.8)
+        self.assertIn("% sustained)", compare.markdown(ours, self.hf, []))
 
     def test_star_ratio_and_merge_share(self):
         t = compare.targets(self.ours, self.hf)

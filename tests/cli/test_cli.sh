@@ -280,10 +280,14 @@ eval_unreadable_requests)
   ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
-    --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --json "$tmp/bench.jsonl"
+    --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
+    --json "$tmp/bench.jsonl"
   grep -qF "| shape | attn | ranks |" "$tmp/out" || fail "no markdown table on stdout"
   [[ $(grep -c "^| tiny | star | 2 |" "$tmp/out") == 4 ]] || fail "expected 4 table rows"
-  says "repeat 2/2"
+  # the prefill roofline against the burst rate, then (in brackets) against the sustained one
+  [[ $(grep -cE "^\| tiny \| star \| 2 \|.*\| [0-9.]+ \([0-9.]+\) \|" "$tmp/out") == 4 ]] ||
+    fail "expected both prefill roofline fractions in every row"
+  says "repeat 2/2"; says "sustained over 1 s"
   python3 - "$tmp/bench.jsonl" <<'PY' || fail "the JSON lines lack fields or hold bad values"
 import json, sys
 fields = {"tool", "shape", "model", "device", "gpu", "attn", "ranks", "active_ranks", "context",
@@ -305,6 +309,7 @@ for r in recs:
     assert len(r["peak_gib_per_rank"]) == 2 and all(g > 0 for g in r["peak_gib_per_rank"])
     roof = r["roofline"]
     assert all(roof[k] > 0 for k in roof), roof
+    assert {"matmul_tflops_sustained", "prefill_fraction_sustained"} <= set(roof), roof
     assert r["git_commit"] and r["command"].startswith("starinfer bench --shape tiny")
 PY
   ;;
@@ -321,6 +326,9 @@ assert r["block"] == 128 and r["anchor"] == 128
 assert r["phase1_s"][0] > 0 and r["phase1_s"][1] == 0 and r["peak_gib_per_rank"][0] > 0
 assert r["ttft_s"]["mean"] > 0 and r["decode_tokens_per_s"]["mean"] > 0
 assert r["merge_ms_per_layer"]["max"] == 0
+roof = r["roofline"]  # no --sustained: measured in a burst only
+assert roof["matmul_tflops"] > 0 and roof["matmul_tflops_sustained"] is None
+assert roof["prefill_fraction_sustained"] is None
 PY
   ;;
 bench_length_too_large)
