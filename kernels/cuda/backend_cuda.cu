@@ -31,10 +31,32 @@ void *cuda_scratch(int slot, size_t bytes)
     return scratch[slot];
 }
 
+/* Each forward pass uploads its token ids and positions first. A cudaMemcpy from pageable memory
+ * would wait for all the work queued before it, so the host could never run ahead of the GPU:
+ * at every chunk the GPU would drain, then idle while the host built the next chunk's cuDNN plan
+ * (about 50 ms on a first request) or launched its first kernels. Instead the ints go through a
+ * pinned staging buffer per slot, copied in order with the operations; the staging is reused
+ * once its previous copy has been made, which keeps the host at most a pass or two ahead. */
 const int *cuda_upload_ints(int slot, const int *host, int n)
 {
-    int *dev = (int *)cuda_scratch(slot, sizeof(int) * (size_t)(n > 0 ? n : 1));
-    cudaCheck(cudaMemcpy(dev, host, sizeof(int) * (size_t)n, cudaMemcpyHostToDevice));
+    static int *staging[SCRATCH_COUNT];
+    static size_t staged[SCRATCH_COUNT]; /* ints of room */
+    static cudaEvent_t copied[SCRATCH_COUNT];
+    size_t count = (size_t)(n > 0 ? n : 1);
+    int *dev = (int *)cuda_scratch(slot, sizeof(int) * count);
+    if (!copied[slot])
+        cudaCheck(cudaEventCreateWithFlags(&copied[slot], cudaEventDisableTiming));
+    cudaCheck(cudaEventSynchronize(copied[slot])); /* the staging's last copy is made */
+    if (count > staged[slot]) {
+        if (staging[slot])
+            cudaCheck(cudaFreeHost(staging[slot]));
+        staged[slot] = count + count / 4;
+        cudaCheck(cudaMallocHost((void **)&staging[slot], sizeof(int) * staged[slot]));
+    }
+    memcpy(staging[slot], host, sizeof(int) * (size_t)n);
+    cudaCheck(
+        cudaMemcpyAsync(dev, staging[slot], sizeof(int) * (size_t)n, cudaMemcpyHostToDevice, 0));
+    cudaCheck(cudaEventRecord(copied[slot], 0));
     return dev;
 }
 

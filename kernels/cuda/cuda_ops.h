@@ -27,7 +27,8 @@ enum {
     SCRATCH_CUDNN_WORKSPACE,
     SCRATCH_COUNT
 };
-/* Host ints (token ids or positions) copied to device scratch. */
+/* Host ints (token ids or positions) copied to device scratch, queued in order with the
+ * operations (HOST may be reused at once). */
 const int *cuda_upload_ints(int slot, const int *host, int n);
 /* Host positions on the device, uploaded once while they are unchanged (rope.cu). */
 const int *cuda_positions(const int *pos, int n);
