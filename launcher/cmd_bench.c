@@ -32,8 +32,9 @@ static const char *usage =
     "  --warmup N             unmeasured runs before them (default 1)\n"
     "  --seed S               seed of the weights and token ids (default 0)\n"
     "  --json FILE            append one JSON line per configuration ('-': stdout, no table)\n"
-    "  --sustained S          also measure the matrix rate sustained over S seconds of products\n"
-    "                         (a GPU at its power cap runs slower than in the default burst)\n"
+    "  --sustained S          also measure the matrix rate sustained over S seconds (at most\n"
+    "                         600) of products: a GPU at its power cap runs slower than in the\n"
+    "                         default burst\n"
     "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"
     "  --merge MODE           auto (default), one-call or two-call\n"
     "  --merge-transport T    mpi (default) or nccl (GPU to GPU, one GPU per rank)\n"
@@ -86,16 +87,16 @@ static int bench_flag(bench_opts *o, const char *flag, const char *value, si_err
     const struct {
         const char *flag;
         int *out;
-        long min;
-    } counts[] = {{"--query-tokens", &o->query_tokens, 1},
-                  {"--decode-tokens", &o->decode_tokens, 1},
-                  {"--repeat", &o->repeat, 1},
-                  {"--warmup", &o->warmup, 0},
-                  {"--sustained", &o->sustained_s, 0}};
+        long min, max;
+    } counts[] = {{"--query-tokens", &o->query_tokens, 1, 1 << 20},
+                  {"--decode-tokens", &o->decode_tokens, 1, 1 << 20},
+                  {"--repeat", &o->repeat, 1, 1 << 20},
+                  {"--warmup", &o->warmup, 0, 1 << 20},
+                  {"--sustained", &o->sustained_s, 0, 600}};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         if (!strcmp(flag, counts[i].flag)) {
             long n;
-            if (parse_int(flag, value, counts[i].min, 1 << 20, &n, err))
+            if (parse_int(flag, value, counts[i].min, counts[i].max, &n, err))
                 return -1;
             *counts[i].out = (int)n;
             return 1;

@@ -363,6 +363,10 @@ bench_bad_lengths)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64,lots
   says "--lengths"; says "lots"
   ;;
+bench_bad_sustained)
+  expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --sustained 601
+  says "--sustained"; says "600"; says "601"
+  ;;
 bench_needs_a_model)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --lengths 64
   says "--shape"; says "--model"
