@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/convert.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -71,8 +73,10 @@ typedef struct backend {
      * landed then, and one to the device has been read). */
     void (*to_device_async)(void *dst, const void *src, size_t bytes);
     void (*to_host_async)(void *dst, const void *src, size_t bytes);
-    /* COUNT fp32 host values into the backend's weight format at DST. */
-    void (*weight_upload)(void *dst, const float *src, size_t count);
+    /* COUNT host values of TYPE at SRC (any alignment: a mapped file) into the backend's weight
+     * format at DST. It may return before a device has the values, ordered before the work that
+     * follows; SRC may be unmapped as soon as it returns. */
+    void (*weight_upload)(void *dst, const void *src, elem_type type, size_t count);
     /* COUNT fp32 host values into the activation format at DST (backend memory), and back. */
     void (*act_upload)(void *dst, const float *src, size_t count);
     void (*act_download)(float *dst, const void *src, size_t count);

@@ -117,3 +117,61 @@ void f32_to_f16_array(void *dst, const float *src, size_t n)
     for (size_t i = 0; i < n; i++)
         store16(dst, i, f32_to_f16(src[i]));
 }
+
+size_t elem_size(elem_type t)
+{
+    return t == ELEM_F32 ? 4 : 2;
+}
+
+static float load_f32(const void *src, size_t i)
+{
+    float f;
+    memcpy(&f, (const unsigned char *)src + 4 * i, sizeof f);
+    return f;
+}
+
+/* A copy of BYTES in pieces, one per thread. */
+static void parallel_copy(void *dst, const void *src, size_t bytes)
+{
+    const size_t piece = (size_t)1 << 20;
+    size_t n = (bytes + piece - 1) / piece;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        size_t at = i * piece, len = bytes - at < piece ? bytes - at : piece;
+        memcpy((unsigned char *)dst + at, (const unsigned char *)src + at, len);
+    }
+}
+
+void elems_to_f32(float *dst, const void *src, elem_type t, size_t n)
+{
+    switch (t) {
+    case ELEM_BF16:
+        bf16_to_f32_array(dst, src, n);
+        break;
+    case ELEM_F16:
+        f16_to_f32_array(dst, src, n);
+        break;
+    case ELEM_F32:
+        parallel_copy(dst, src, sizeof(float) * n);
+        break;
+    }
+}
+
+void elems_to_bf16(void *dst, const void *src, elem_type t, size_t n)
+{
+    switch (t) {
+    case ELEM_BF16:
+        parallel_copy(dst, src, 2 * n);
+        break;
+    case ELEM_F16:
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            store16(dst, i, f32_to_bf16(f16_to_f32(load16(src, i))));
+        break;
+    case ELEM_F32:
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            store16(dst, i, f32_to_bf16(load_f32(src, i)));
+        break;
+    }
+}

@@ -63,8 +63,8 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
     return 0;
 }
 
-static void print_json(const generate_opts *o, int n_prompt, double prefill_s, const gen_result *r,
-                       size_t bytes)
+static void print_json(const generate_opts *o, int n_prompt, double load_s, double prefill_s,
+                       const gen_result *r, size_t bytes)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "text", r->text);
@@ -73,6 +73,7 @@ static void print_json(const generate_opts *o, int n_prompt, double prefill_s, c
     cJSON_AddNumberToObject(root, "generated_tokens", r->n_tokens);
     cJSON_AddItemToObject(root, "tokens", cJSON_CreateIntArray(r->tokens, r->n_tokens));
     cJSON *t = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(t, "load_s", load_s);
     cJSON_AddNumberToObject(t, "prefill_s", prefill_s);
     cJSON_AddNumberToObject(t, "decode_s", r->seconds);
     cJSON_AddNumberToObject(t, "prefill_tokens_per_s", n_prompt / (prefill_s > 0 ? prefill_s : 1));
@@ -126,7 +127,8 @@ int cmd_generate(int argc, char **argv)
         chunk = n;
     backend_weights bw;
     /* The backend's own copy, converted piece by piece from the mapped files. */
-    if (backend_weights_stream(&bw, &m.cfg, &m.set, m.inv_freq, be, &err))
+    double load_s;
+    if (session_load_weights(&bw, &m, be, 1, &load_s, &err))
         si_fatal("%s", err.msg); /* checked while loading: the files changed since */
     size_t weights = bw.bytes;
     size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk);
@@ -147,7 +149,7 @@ int cmd_generate(int argc, char **argv)
     si_log("decode: %d tokens in %.3f s (%.1f tokens/s), finished by %s", r.n_tokens, r.seconds,
            r.n_tokens > 1 ? (r.n_tokens - 1) / r.seconds : 0.0, r.finish);
     if (o.json)
-        print_json(&o, n, prefill_s, &r, bytes);
+        print_json(&o, n, load_s, prefill_s, &r, bytes);
     gen_result_free(&r);
     global_runner_free(&g);
     backend_weights_free(&bw, be);

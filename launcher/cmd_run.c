@@ -69,11 +69,12 @@ static int read_request(const model *m, const run_opts *o, request_ids *r, si_er
     return rc;
 }
 
-static int serve(const model *m, const run_opts *o, int rank)
+static int serve(const session *s, const run_opts *o, int rank)
 {
     si_error err = {{0}};
     request_ids r = {0};
     request_status st = REQUEST_OK;
+    const model *m = &s->m;
     if (rank == 0 && read_request(m, o, &r, &err) != 0) {
         fprintf(stderr, "starinfer run: %s\n", err.msg);
         st = REQUEST_SKIP;
@@ -91,7 +92,7 @@ static int serve(const model *m, const run_opts *o, int rank)
     } else if (rank == 0) {
         request_print_timings(&res);
         if (o->json)
-            report_print_json(stdout, &res, o->s.model_dir);
+            report_print_json(stdout, &res, o->s.model_dir, s->load_s);
     }
     if (rc == 0)
         request_result_free(&res);
@@ -110,7 +111,7 @@ int cmd_run(int argc, char **argv)
     session s;
     rc = 1;
     if (session_open(&s, &o.s) == 0)
-        rc = serve(&s.m, &o, mpi_rank());
+        rc = serve(&s, &o, mpi_rank());
     session_close(&s);
     mpi_stop();
     return rc;

@@ -42,9 +42,10 @@ cJSON *report_json(const request_result *res)
     return o;
 }
 
-void report_print_json(FILE *f, const request_result *res, const char *model_dir)
+void report_print_json(FILE *f, const request_result *res, const char *model_dir, double load_s)
 {
     cJSON *o = report_json(res);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(o, "timings"), "load_s", load_s);
     cJSON_AddStringToObject(o, "model", model_dir);
     char *s = cJSON_Print(o);
     fprintf(f, "%s\n", s);

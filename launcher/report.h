@@ -9,6 +9,7 @@
 #include "runtime/request.h"
 
 cJSON *report_json(const request_result *res);
-void report_print_json(FILE *f, const request_result *res, const char *model_dir);
+/* The same with the model and LOAD_S (the weights' loading, seconds) in the timings: run's. */
+void report_print_json(FILE *f, const request_result *res, const char *model_dir, double load_s);
 
 #endif

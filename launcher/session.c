@@ -4,6 +4,7 @@
 
 #include "model/shapes.h"
 #include "runtime/mpi_check.h"
+#include "runtime/timer.h"
 
 int session_open(session *s, star_flags *flags)
 {
@@ -21,18 +22,52 @@ int session_open(session *s, star_flags *flags)
         si_log("error: %s", err.msg);
     if (!mpi_all_ok(ok))
         return -1;
-    /* The backend's own copy of the weights (bf16 on a GPU, fp32 on the CPU), converted piece by
-     * piece from the mapped files: the host never holds a second copy of the model. */
-    if (flags->shape)
+    /* The backend's own copy of the weights (bf16 on a GPU, fp32 on the CPU), converted tensor by
+     * tensor from the mapped files: the host never holds a second copy of the model. */
+    double t0 = timer_now(), load_s;
+    if (flags->shape) {
         backend_weights_random(&s->w, &s->m.cfg, s->m.inv_freq, s->be, flags->weight_seed);
-    else if (backend_weights_stream(&s->w, &s->m.cfg, &s->m.set, s->m.inv_freq, s->be, &err))
+        s->be->synchronize();
+        load_s = timer_now() - t0;
+    } else if (session_load_weights(&s->w, &s->m, s->be, s->rank == 0, &load_s, &err)) {
         si_fatal("%s", err.msg); /* checked while loading: the files changed since */
+    }
+    mpiCheck(MPI_Allreduce(&load_s, &s->load_s, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
     if (s->m.set.n_files)
         st_close(&s->m.set); /* the backend has its copy: unmap the files */
     flags->req.be = s->be;
     if (!flags->req.chunk)
         flags->req.chunk = session_default_chunk(s->be);
     flags->req.w = &s->w;
+    return 0;
+}
+
+typedef struct {
+    double start, last;
+} load_clock;
+
+static void load_progress(void *user, size_t done, size_t total)
+{
+    load_clock *c = user;
+    double now = timer_now();
+    if (done < total && now - c->last >= 5.0) {
+        c->last = now;
+        si_log("weights: %.0f%% (%.1f of %.1f GB) in %.0f s", 100.0 * done / total, done / 1e9,
+               total / 1e9, now - c->start);
+    }
+}
+
+int session_load_weights(backend_weights *w, const model *m, const backend *be, int report,
+                         double *seconds, si_error *err)
+{
+    load_clock c = {timer_now(), timer_now()};
+    if (backend_weights_stream(w, &m->cfg, &m->set, m->inv_freq, be, report ? load_progress : NULL,
+                               &c, err))
+        return -1;
+    double s = *seconds = timer_now() - c.start;
+    if (report)
+        si_log("weights: %.2f GB onto %s in %.2f s (%.1f GB/s)", w->bytes / 1e9, be->name, s,
+               w->bytes / 1e9 / s);
     return 0;
 }
 

@@ -140,38 +140,53 @@ void backend_weights_upload(backend_weights *bw, const model_config *cfg, const 
     } else {
         slots = carve(bw, cfg, w, inv_freq, be, &n);
         for (int i = 0; i < n; i++)
-            be->weight_upload(slot_start(&slots[i]), slots[i].src, slots[i].count);
+            be->weight_upload(slot_start(&slots[i]), slots[i].src, ELEM_F32, slots[i].count);
     }
     free(slots);
 }
 
-/* Where model_weights_each's pieces go: the INDEX-th tensor of the list (the same order). */
+/* Where model_weights_each's tensors go: the INDEX-th tensor of the list (the same order). */
 typedef struct {
     const backend *be;
     const tensor_slot *slots;
     int n;
+    size_t done, total; /* bytes as stored */
+    weight_progress_fn progress;
+    void *user;
 } stream_target;
 
-static void put_piece(void *user, int index, size_t offset, const float *values, size_t count)
+static void put_tensor(void *user, int index, const void *data, elem_type type, size_t count)
 {
-    const stream_target *t = user;
-    if (index >= t->n || offset + count > t->slots[index].count)
-        si_fatal("weight %d: elements %zu..%zu do not fit its slot of %zu", index, offset,
-                 offset + count, index < t->n ? t->slots[index].count : 0);
-    t->be->weight_upload(slot_start(&t->slots[index]) + offset * t->be->weight_size, values,
-                         count);
+    stream_target *t = user;
+    if (index >= t->n || count != t->slots[index].count)
+        si_fatal("weight %d: %zu elements do not fit its slot of %zu", index, count,
+                 index < t->n ? t->slots[index].count : 0);
+    t->be->weight_upload(slot_start(&t->slots[index]), data, type, count);
+    t->done += count * elem_size(type);
+    if (t->progress)
+        t->progress(t->user, t->done, t->total);
+}
+
+static void add_size(void *user, int index, const void *data, elem_type type, size_t count)
+{
+    (void)index;
+    (void)data;
+    *(size_t *)user += count * elem_size(type);
 }
 
 int backend_weights_stream(backend_weights *bw, const model_config *cfg, const st_set *set,
-                           const float *inv_freq, const backend *be, si_error *err)
+                           const float *inv_freq, const backend *be, weight_progress_fn progress,
+                           void *user, si_error *err)
 {
     memset(bw, 0, sizeof *bw);
-    if (model_weights_each(cfg, set, 0, NULL, NULL, err) != 0)
+    size_t total = 0;
+    if (model_weights_each(cfg, set, add_size, &total, err) != 0)
         return -1; /* every tensor checked before the block is allocated */
     int n;
     tensor_slot *slots = carve(bw, cfg, NULL, inv_freq, be, &n);
-    stream_target t = {be, slots, n};
-    int rc = model_weights_each(cfg, set, 0, put_piece, &t, err);
+    stream_target t = {be, slots, n, 0, total, progress, user};
+    int rc = model_weights_each(cfg, set, put_tensor, &t, err);
+    be->synchronize(); /* the last copies have landed: the files may be unmapped */
     free(slots);
     if (rc != 0)
         backend_weights_free(bw, be);
@@ -191,7 +206,7 @@ void backend_weights_random(backend_weights *bw, const model_config *cfg, const 
             be->weight_random(slot_start(&slots[i]), slots[i].count, splitmix64(seed) + (uint64_t)i,
                               1.0f / sqrtf((float)slots[i].fan_in));
         else
-            be->weight_upload(slot_start(&slots[i]), ones, slots[i].count);
+            be->weight_upload(slot_start(&slots[i]), ones, ELEM_F32, slots[i].count);
     }
     free(ones);
     free(slots);

@@ -34,10 +34,15 @@ void backend_weights_upload(backend_weights *bw, const model_config *cfg, const 
  * 1. For benchmarks of a model shape without its checkpoint. */
 void backend_weights_random(backend_weights *bw, const model_config *cfg, const float *inv_freq,
                             const backend *be, uint64_t seed);
-/* One allocation on BE filled from the safetensors files SET tensor by tensor, converted in
- * pieces (never the whole model in fp32 on the host); an error names the tensor at fault. */
+/* Told after each tensor: DONE of TOTAL bytes (as the files store them) are on the backend. */
+typedef void (*weight_progress_fn)(void *user, size_t done, size_t total);
+
+/* One allocation on BE filled from the safetensors files SET tensor by tensor, each converted by
+ * the backend from the mapped file (no host copy of the model); an error names the tensor at
+ * fault. PROGRESS (may be NULL) is told after each tensor; on return the backend has them all. */
 int backend_weights_stream(backend_weights *bw, const model_config *cfg, const st_set *set,
-                           const float *inv_freq, const backend *be, si_error *err);
+                           const float *inv_freq, const backend *be, weight_progress_fn progress,
+                           void *user, si_error *err);
 void backend_weights_free(backend_weights *bw, const backend *be);
 
 #endif

@@ -33,7 +33,7 @@ static int load(model *m, const char *dir, int host_weights, si_error *err)
         st_close(&m->set); /* weights are converted into their own allocation */
         memset(&m->set, 0, sizeof m->set);
     } else {
-        rc = model_weights_each(&m->cfg, &m->set, 0, NULL, NULL, err);
+        rc = model_weights_each(&m->cfg, &m->set, NULL, NULL, err);
     }
     if (rc != 0 || load_tokenizer(m, dir, err) != 0) {
         model_free(m);

@@ -203,28 +203,18 @@ static int find_tensors(const model_config *cfg, const st_set *set, const weight
     return 0;
 }
 
-static void copy_f32(float *dst, const void *src, size_t n)
+/* The element type T's data has, for the converters. */
+static elem_type stored_type(const st_tensor *t)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++)
-        memcpy(&dst[i], (const char *)src + i * sizeof(float), sizeof(float));
-}
-
-/* Elements FROM .. FROM + N - 1 of T, converted to fp32 at DST. */
-static void convert_range(float *dst, const st_tensor *t, size_t from, size_t n)
-{
-    const char *src = (const char *)t->data + from * st_dtype_size(t->dtype);
     switch (t->dtype) {
-    case ST_BF16:
-        bf16_to_f32_array(dst, src, n);
-        break;
     case ST_F16:
-        f16_to_f32_array(dst, src, n);
-        break;
+        return ELEM_F16;
     case ST_F32:
-        copy_f32(dst, src, n);
+        return ELEM_F32;
+    case ST_BF16:
         break;
     }
+    return ELEM_BF16;
 }
 
 /* Carves every tensor out of one block and converts it there. */
@@ -243,7 +233,7 @@ static int fill_block(model_weights *w, const model_config *cfg, const weight_sp
     for (int i = 0; i < n; i++) {
         size_t elems = spec_elems(cfg, &specs[i]);
         *specs[i].dst = (float *)cursor;
-        convert_range(*specs[i].dst, src[i], 0, elems);
+        elems_to_f32(*specs[i].dst, src[i]->data, stored_type(src[i]), elems);
         cursor += aligned_bytes(elems);
     }
     return 0;
@@ -270,28 +260,17 @@ int model_weights_load(model_weights *w, const model_config *cfg, const st_set *
     return rc;
 }
 
-int model_weights_each(const model_config *cfg, const st_set *set, size_t piece,
-                       weight_put_fn put, void *user, si_error *err)
+int model_weights_each(const model_config *cfg, const st_set *set, weight_put_fn put, void *user,
+                       si_error *err)
 {
     int n = n_specs(cfg);
     weight_spec *specs = callocCheck((size_t)n, sizeof *specs, "the weight list");
     const st_tensor **src = callocCheck((size_t)n, sizeof *src, "the weight list");
     weight_specs(cfg, NULL, specs);
     int rc = find_tensors(cfg, set, specs, src, n, err);
-    if (!rc && put) {
-        if (!piece)
-            piece = (size_t)16 << 20; /* 64 MiB of fp32 at a time */
-        float *buf = mallocCheck(sizeof(float) * piece, "weight conversion buffer");
-        for (int i = 0; i < n; i++) {
-            size_t elems = spec_elems(cfg, &specs[i]);
-            for (size_t done = 0; done < elems; done += piece) {
-                size_t len = elems - done < piece ? elems - done : piece;
-                convert_range(buf, src[i], done, len);
-                put(user, i, done, buf, len);
-            }
-        }
-        free(buf);
-    }
+    if (!rc && put)
+        for (int i = 0; i < n; i++)
+            put(user, i, src[i]->data, stored_type(src[i]), spec_elems(cfg, &specs[i]));
     free(specs);
     free(src);
     return rc;

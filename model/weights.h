@@ -3,6 +3,7 @@
 #ifndef STARINFER_MODEL_WEIGHTS_H
 #define STARINFER_MODEL_WEIGHTS_H
 
+#include "kernels/convert.h"
 #include "model/config.h"
 #include "model/safetensors.h"
 
@@ -35,17 +36,17 @@ size_t model_weights_bytes(const model_config *cfg);
 int model_weights_load(model_weights *w, const model_config *cfg, const st_set *set, si_error *err);
 void model_weights_free(model_weights *w);
 
-/* Receives elements OFFSET .. OFFSET + COUNT - 1 of the INDEX-th tensor, in fp32. */
-typedef void (*weight_put_fn)(void *user, int index, size_t offset, const float *values,
+/* Receives the INDEX-th tensor as its file stores it: COUNT elements of TYPE at DATA, in the
+ * mapped file (any alignment). */
+typedef void (*weight_put_fn)(void *user, int index, const void *data, elem_type type,
                               size_t count);
 
 /* Every tensor of the model in SET, found and checked as model_weights_load does (an error names
- * the tensor and file, and comes before PUT is first called), then handed to PUT converted to fp32
- * in pieces of at most PIECE elements (0: 16M), without holding the model in fp32: the way to
- * fill a device's copy. The order, which INDEX counts: embed, norm, lm_head (absent when tied),
- * then per layer attn_norm, wq, wk, wv, wo, mlp_norm, w_gate, w_up, w_down. With PUT NULL it
- * only checks. */
-int model_weights_each(const model_config *cfg, const st_set *set, size_t piece,
-                       weight_put_fn put, void *user, si_error *err);
+ * the tensor and file, and comes before PUT is first called), then handed to PUT as stored,
+ * without a host copy: the way to fill a device's copy, converted by the backend. The order,
+ * which INDEX counts: embed, norm, lm_head (absent when tied), then per layer attn_norm, wq, wk,
+ * wv, wo, mlp_norm, w_gate, w_up, w_down. With PUT NULL it only checks. */
+int model_weights_each(const model_config *cfg, const st_set *set, weight_put_fn put, void *user,
+                       si_error *err);
 
 #endif

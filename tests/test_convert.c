@@ -19,6 +19,13 @@ static float from_bits(uint32_t x)
     return f;
 }
 
+static uint32_t bits(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    return x;
+}
+
 static void bf16_round_trips_every_pattern(void **state)
 {
     (void)state;
@@ -153,6 +160,47 @@ static void arrays_convert_unaligned_buffers(void **state)
     free(raw);
 }
 
+/* Weights as stored into the backends' formats: from each element type, at an odd address,
+ * through more than one thread's share (the copies go in pieces of 1 MiB), every element is the
+ * scalar conversion's; bf16 from bf16 is the same bytes. */
+static void stored_elements_convert_as_scalars(void **state)
+{
+    (void)state;
+    size_t n = (3u << 20) + 17;
+    unsigned char *raw = malloc(4 * n + 1), *out16 = malloc(2 * n + 1);
+    float *out32 = malloc(n * sizeof *out32);
+    uint64_t s = 12345;
+    for (size_t i = 0; i < 4 * n + 1; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        raw[i] = (unsigned char)(s >> 56);
+    }
+    const unsigned char *src = raw + 1;
+    for (int t = ELEM_BF16; t <= ELEM_F32; t++) {
+        elems_to_f32(out32, src, (elem_type)t, n);
+        elems_to_bf16(out16 + 1, src, (elem_type)t, n);
+        for (size_t i = 0; i < n; i++) {
+            float want;
+            uint16_t h;
+            uint32_t x;
+            memcpy(&h, src + 2 * i, 2);
+            memcpy(&x, src + 4 * i, 4);
+            want = t == ELEM_BF16 ? bf16_to_f32(h) : t == ELEM_F16 ? f16_to_f32(h) : from_bits(x);
+            uint16_t got16;
+            memcpy(&got16, out16 + 1 + 2 * i, 2);
+            uint16_t want16 = t == ELEM_BF16 ? h : f32_to_bf16(want);
+            if (memcmp(&out32[i], &want, sizeof want) || got16 != want16)
+                fail_msg("type %d element %zu: %08x / %04x, expected %08x / %04x", t, i,
+                         bits(out32[i]), got16, bits(want), want16);
+        }
+    }
+    assert_int_equal(elem_size(ELEM_BF16), 2);
+    assert_int_equal(elem_size(ELEM_F16), 2);
+    assert_int_equal(elem_size(ELEM_F32), 4);
+    free(raw);
+    free(out16);
+    free(out32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +212,7 @@ int main(void)
         cmocka_unit_test(f16_matches_compiler_on_random_floats),
 #endif
         cmocka_unit_test(arrays_convert_unaligned_buffers),
+        cmocka_unit_test(stored_elements_convert_as_scalars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,7 +71,8 @@ static void load_model_streamed(model *m, const char *name)
     snprintf(rel, sizeof rel, "models/%s", name);
     si_error err;
     if (model_load_mapped(m, fixture_path(rel), &err) != 0 ||
-        backend_weights_stream(&bw, &m->cfg, &m->set, m->inv_freq, test_backend(), &err) != 0)
+        backend_weights_stream(&bw, &m->cfg, &m->set, m->inv_freq, test_backend(), NULL, NULL,
+                               &err) != 0)
         fail_msg("%s", err.msg);
 }
 

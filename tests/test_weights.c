@@ -252,7 +252,7 @@ static void stream_and_compare(fixture *f, const model_opts *o)
     float inv_freq[64] = {0};
     backend_weights bw;
     si_error err = {0};
-    if (backend_weights_stream(&bw, &f->cfg, &f->set, inv_freq, be, &err))
+    if (backend_weights_stream(&bw, &f->cfg, &f->set, inv_freq, be, NULL, NULL, &err))
         fail_msg("%s", err.msg);
     model_weights sw = {.embed = (float *)bw.embed, .norm = (float *)bw.norm,
                         .lm_head = (float *)bw.lm_head};
@@ -278,36 +278,33 @@ static void stream_and_compare(fixture *f, const model_opts *o)
     backend_weights_free(&bw, be);
 }
 
-/* model_weights_each in pieces of 5 elements: every tensor, in the documented order, arrives
- * whole and in fp32, each piece at its offset. */
+/* model_weights_each: every tensor, in the documented order, arrives once and whole, as its
+ * file stores it (here in TYPE), and converts to what model_load loaded. */
 typedef struct {
     const fixture *f;
     const char *const *order;
+    elem_type type;
     int next_index;
-    size_t next_offset, total;
-} piece_check;
+    size_t total;
+} stored_check;
 
-static void put_checked(void *user, int index, size_t offset, const float *v, size_t count)
+static void put_checked(void *user, int index, const void *data, elem_type type, size_t count)
 {
-    piece_check *c = user;
-    if (offset == 0) {
-        assert_int_equal(index, c->next_index);
-        c->next_index++;
-    } else {
-        assert_int_equal(index, c->next_index - 1);
-        assert_int_equal(offset, c->next_offset);
-    }
-    assert_true(count >= 1 && count <= 5);
-    c->next_offset = offset + count;
+    stored_check *c = user;
+    assert_int_equal(index, c->next_index);
+    c->next_index++;
+    assert_int_equal(type, c->type);
     c->total += count;
     const float *want = loaded(&c->f->w, c->order[index]);
+    float *got = malloc(sizeof(float) * count);
+    elems_to_f32(got, data, type, count);
     for (size_t j = 0; j < count; j++)
-        if (v[j] != want[offset + j])
-            fail_msg("%s[%zu]: %g, expected %g", c->order[index], offset + j, v[j],
-                     want[offset + j]);
+        if (got[j] != want[j])
+            fail_msg("%s[%zu]: %g, expected %g", c->order[index], j, got[j], want[j]);
+    free(got);
 }
 
-static void each_in_pieces(void **state)
+static void each_as_stored(void **state)
 {
     fixture *f = *state;
     model_opts o = {.dtype = "BF16"};
@@ -325,9 +322,9 @@ static void each_in_pieces(void **state)
             snprintf(names[l * 9 + j], 64, "model.layers.%d.%s", l, per_layer[j]);
             order[3 + l * 9 + j] = names[l * 9 + j];
         }
-    piece_check c = {.f = f, .order = order};
+    stored_check c = {.f = f, .order = order, .type = ELEM_BF16};
     si_error err = {0};
-    assert_int_equal(model_weights_each(&f->cfg, &f->set, 5, put_checked, &c, &err), 0);
+    assert_int_equal(model_weights_each(&f->cfg, &f->set, put_checked, &c, &err), 0);
     assert_int_equal(c.next_index, 3 + 9 * LAYERS);
     tensor_desc ts[64];
     int n = model_tensors(&o, ts);
@@ -466,13 +463,14 @@ static void missing_tensor_streamed(void **state)
     model_opts o = {.dtype = "BF16", .omit = "model.layers.0.mlp.up_proj.weight"};
     write_model(f, &o);
     si_error err = {0};
-    assert_int_equal(model_weights_each(&f->cfg, &f->set, 0, NULL, NULL, &err), -1);
+    assert_int_equal(model_weights_each(&f->cfg, &f->set, NULL, NULL, &err), -1);
     assert_has(err.msg, "model.layers.0.mlp.up_proj.weight is missing");
     float inv_freq[64] = {0};
     backend_weights bw;
     err.msg[0] = 0;
-    assert_int_equal(backend_weights_stream(&bw, &f->cfg, &f->set, inv_freq, backend_cpu(), &err),
-                     -1);
+    assert_int_equal(
+        backend_weights_stream(&bw, &f->cfg, &f->set, inv_freq, backend_cpu(), NULL, NULL, &err),
+        -1);
     assert_has(err.msg, "model.layers.0.mlp.up_proj.weight is missing");
     assert_has(err.msg, f->tmp.dir);
 }
@@ -493,7 +491,7 @@ int main(void)
         TEST(missing_tensor),
         TEST(untied_without_lm_head),
         TEST(missing_tensor_streamed),
-        TEST(each_in_pieces),
+        TEST(each_as_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,9 +26,9 @@ static void cpu_copy(void *dst, const void *src, size_t bytes)
     memcpy(dst, src, bytes);
 }
 
-static void cpu_weight_upload(void *dst, const float *src, size_t count)
+static void cpu_weight_upload(void *dst, const void *src, elem_type type, size_t count)
 {
-    memcpy(dst, src, sizeof(float) * count);
+    elems_to_f32(dst, src, type, count);
 }
 
 static void cpu_act_upload(void *dst, const float *src, size_t count)

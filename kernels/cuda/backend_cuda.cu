@@ -185,25 +185,6 @@ static void cuda_to_host_async(void *dst, const void *src, size_t bytes)
 }
 
 /* fp32 host weights to bf16 on the device, through a pinned staging buffer in pieces. */
-static void cuda_weight_upload(void *dst, const float *src, size_t count)
-{
-    const size_t piece = (size_t)16 << 20;
-    static uint16_t *staging;
-    if (!staging)
-        staging = (uint16_t *)cuda_host_alloc(sizeof(uint16_t) * piece, "weight staging");
-    for (size_t done = 0; done < count; done += piece) {
-        size_t n = count - done < piece ? count - done : piece;
-        f32_to_bf16_array(staging, src + done, n);
-        cudaCheck(cudaMemcpy((uint16_t *)dst + done, staging, sizeof(uint16_t) * n,
-                             cudaMemcpyHostToDevice));
-    }
-}
-
-static void cuda_weight_upload_f32(void *dst, const float *src, size_t count)
-{
-    cudaCheck(cudaMemcpy(dst, src, sizeof(float) * count, cudaMemcpyHostToDevice));
-}
-
 /* The fp32 precision's scratch: the query, key and value products before their rotation, and
  * 8 MiB for the split partials and sampling (no cuDNN). */
 static size_t cuda_scratch_bytes_f32(int n, int widest, int q_dim)

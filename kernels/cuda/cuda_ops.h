@@ -35,6 +35,9 @@ const int *cuda_positions(const int *pos, int n);
 
 /* The bf16 precision (CUDA_BF16): activations in bf16 (void * slots hold __nv_bfloat16). */
 void cuda_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
+/* Weights as stored (TYPE at SRC) into bf16 or fp32 at DST, queued (weight_upload.cu). */
+void cuda_weight_upload(void *dst, const void *src, elem_type type, size_t count);
+void cuda_weight_upload_f32(void *dst, const void *src, elem_type type, size_t count);
 void cuda_act_upload(void *dst, const float *src, size_t count);
 void cuda_act_download(float *dst, const void *src, size_t count);
 void cuda_kv_write(void *k_dst, void *v_dst, const float *k, const float *v, size_t count);

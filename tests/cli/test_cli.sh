@@ -48,7 +48,9 @@ model_copy() {
 case "$1" in
 generate_json)
   expect 0 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens 5 --json
-  json "d['generated_tokens'] >= 1 and d['finish'] in ('length', 'eos') and d['prompt_tokens'] > 0"
+  json "d['generated_tokens'] >= 1 and d['finish'] in ('length', 'eos') and d['prompt_tokens'] > 0 and \
+0 < d['timings']['load_s'] < 60"
+  says "weights: "
   ;;
 generate_prompt_too_long)
   expect 1 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens 5000
@@ -95,8 +97,10 @@ run_np4_json)
     --query "Which word comes first?" --max-new-tokens 6 --json
   json "d['ranks'] == 4 and d['active_ranks'] == 4 and len(d['tokens']) >= 1 and d['backend'] == 'cpu' and \
 len(d['memory_mib']) == 4 and sum(d['rank_context_tokens']) == d['context_tokens'] and \
-len(d['peak_memory_mib']) == 4 and all(0 < p <= m for p, m in zip(d['peak_memory_mib'], d['memory_mib']))"
+len(d['peak_memory_mib']) == 4 and all(0 < p <= m for p, m in zip(d['peak_memory_mib'], d['memory_mib'])) and \
+0 < d['timings']['load_s'] < 60"
   says "time to first token"
+  [[ $(grep -c "weights: .* GB onto cpu in" "$tmp/err") == 1 ]] || fail "not one line on the weights' loading"
   ;;
 run_context_from_stdin)
   make_context 100

@@ -92,7 +92,7 @@ static void round_act(float *v, size_t n)
 static void *upload_weights(const float *h, size_t n)
 {
     void *d = gpu->alloc(gpu->weight_size * n, "test weights");
-    gpu->weight_upload(d, h, n);
+    gpu->weight_upload(d, h, ELEM_F32, n);
     return d;
 }
 
