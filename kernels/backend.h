@@ -29,6 +29,13 @@ typedef struct {
     int diag;
 } attn_keys;
 
+/* What a model's passes will run, for a backend that gets ready for them ahead (prepare). */
+typedef struct {
+    int hidden, inter, n_heads, n_kv_heads, head_dim;
+    int chunk;           /* rows of a prefill's pass */
+    size_t weight_bytes; /* what the weights are about to take on the backend */
+} pass_shapes;
+
 /* Attention state of NQ query tokens x N_HEADS heads; row r = i * n_heads + h. */
 typedef struct {
     float *m; /* [rows] */
@@ -154,6 +161,14 @@ typedef struct backend {
      * the first second (all of it under 2 s): what the device sustains once they act. */
     double (*matmul_rate)(double seconds);
     double (*copy_rate)(void);
+    /* Gets ready for passes of SHAPES on a host thread while the caller goes on (loads the
+     * weights): on a GPU, cuDNN loaded with the plans of a prefill's first two chunks, and a
+     * chunk's products run once on scratch, so that cuBLASLt's choices are made and its kernels
+     * loaded. A process's first request otherwise waits for these, about 0.25 s at 16K on an
+     * H100. prepare_wait() returns once it is done, and comes before any other operation; each
+     * is called at most once. NULL where there is nothing to get ready (the CPU). */
+    void (*prepare)(const pass_shapes *shapes);
+    void (*prepare_wait)(void);
     /* The device's name ("NVIDIA H100 80GB HBM3", or the CPU's model name). */
     void (*device_name)(char *buf, size_t len);
     /* The next token from one row of VOCAB logits in backend memory; only the id comes back.

@@ -212,6 +212,11 @@ void backend_weights_random(backend_weights *bw, const model_config *cfg, const 
     free(slots);
 }
 
+size_t backend_weights_bytes(const model_config *cfg, const backend *be)
+{
+    return block_bytes(cfg, be);
+}
+
 void backend_weights_free(backend_weights *bw, const backend *be)
 {
     if (bw->block)

@@ -44,5 +44,7 @@ int backend_weights_stream(backend_weights *bw, const model_config *cfg, const s
                            const float *inv_freq, const backend *be, weight_progress_fn progress,
                            void *user, si_error *err);
 void backend_weights_free(backend_weights *bw, const backend *be);
+/* Bytes of the one allocation that holds CFG's weights on BE. */
+size_t backend_weights_bytes(const model_config *cfg, const backend *be);
 
 #endif

@@ -437,6 +437,16 @@ static const __nv_bfloat16 *sdpa(const __nv_bfloat16 *q, int nq, int n_heads, in
     return ob;
 }
 
+void cuda_attn_cudnn_prepare(int nq, int nk, int n_heads, int n_kv_heads, int head_dim,
+                             int kv_stride)
+{
+    const cudnn_api *api = cudnn_api_get();
+    if (!api || nq < MIN_QUERY_ROWS || nq > nk || head_dim % 8)
+        return;
+    sdpa_shape shape = {nq, nk, n_heads, n_kv_heads, head_dim, kv_stride, 1};
+    plan_for(api, &shape);
+}
+
 int cuda_attn_cudnn(attn_state *s, const __nv_bfloat16 *q, int nq, int n_heads, int n_kv_heads,
                     int head_dim, const attn_keys *keys, int nk, float scale)
 {

@@ -232,6 +232,8 @@ static backend cuda_backend = {
     .scratch_bytes = cuda_scratch_bytes,
     .matmul_rate = cuda_matmul_rate,
     .copy_rate = cuda_copy_rate,
+    .prepare = cuda_prepare,
+    .prepare_wait = cuda_prepare_wait,
     .device_name = cuda_device_name,
     .sample = cuda_sample,
 };
@@ -271,6 +273,7 @@ static backend fp32_backend(void)
     b.kv_size = sizeof(float);
     b.act_size = sizeof(float);
     b.weight_upload = cuda_weight_upload_f32;
+    b.prepare = cuda_prepare_f32;
     b.act_upload = cuda_act_upload_f32;
     b.act_download = cuda_act_download_f32;
     b.kv_write = cuda_kv_write_f32;

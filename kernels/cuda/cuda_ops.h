@@ -91,6 +91,14 @@ void cuda_attn_finalize(void *out, const attn_state *s, int rows, int head_dim);
 const __nv_bfloat16 *cuda_attn_cudnn_alone(const __nv_bfloat16 *q, int nq, int n_heads,
                                            int n_kv_heads, int head_dim, const attn_keys *keys,
                                            float scale);
+/* Loads cuDNN and builds the plan of NQ queries over NK keys from the bottom right, causal, as a
+ * prefill's chunk asks for it (prepare.cu). */
+void cuda_attn_cudnn_prepare(int nq, int nk, int n_heads, int n_kv_heads, int head_dim,
+                             int kv_stride);
+/* backend.h's prepare slots (prepare.cu). */
+void cuda_prepare(const pass_shapes *shapes);
+void cuda_prepare_f32(const pass_shapes *shapes);
+void cuda_prepare_wait(void);
 void cuda_attend_project(float *y, attn_state *s, void *att, const void *q, int nq, int n_heads,
                          int n_kv_heads, int head_dim, const attn_keys *keys, float scale,
                          const void *w_o, int rows);
