@@ -184,7 +184,6 @@ static void cuda_to_host_async(void *dst, const void *src, size_t bytes)
     cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, 0));
 }
 
-/* fp32 host weights to bf16 on the device, through a pinned staging buffer in pieces. */
 /* The fp32 precision's scratch: the query, key and value products before their rotation, and
  * 8 MiB for the split partials and sampling (no cuDNN). */
 static size_t cuda_scratch_bytes_f32(int n, int widest, int q_dim)

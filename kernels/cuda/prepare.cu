@@ -6,8 +6,9 @@
  *   projection, the gate and up products, the down projection): each shape's algorithm chosen
  *   once and kept (gemm.cu), each kernel loaded at its first launch.
  * The products run once on zeroed scratch of the thread's own, freed before prepare_wait()
- * returns, and only where the GPU has room for it beside the weights. Until then the thread is
- * the only user of the plan caches; the caller's weight copies share the stream. */
+ * returns, and only where the GPU has room to spare: twice the weights (other ranks may share
+ * the GPU), the scratch and a margin. Until then the thread is the only user of the plan caches;
+ * the caller's weight copies share the stream. */
 #include <pthread.h>
 
 #include "kernels/cuda/cuda_check.h"
@@ -26,10 +27,14 @@ static int started;
 /* Leave this much free beside the weights and the scratch, for what the first pass allocates. */
 #define MARGIN_BYTES ((size_t)2 << 30)
 
+/* BYTES of zeroed device memory, or NULL where there are not so many free now. */
 static void *zeroed(size_t bytes)
 {
     void *p = NULL;
-    cudaCheck(cudaMalloc(&p, bytes));
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: clear it */
+        return NULL;
+    }
     cudaCheck(cudaMemset(p, 0, bytes));
     return p;
 }
@@ -38,6 +43,24 @@ static size_t max3(size_t a, size_t b, size_t c)
 {
     size_t m = a > b ? a : b;
     return m > c ? m : c;
+}
+
+/* A chunk's four products, as the forward pass calls them, on X, W and OUT. */
+static void products(const pass_shapes *s, int fp32, void *x, void *w, void *out)
+{
+    int n = s->chunk, hid = s->hidden, inter = s->inter, qd = s->n_heads * s->head_dim;
+    int ld = qd + 2 * s->n_kv_heads * s->head_dim;
+    if (fp32) {
+        cuda_matmul_f32(out, x, w, n, hid, ld);
+        cuda_matmul_add_f32((float *)out, x, w, n, qd, hid);
+        cuda_matmul_f32(out, x, w, n, hid, inter);
+        cuda_matmul_add_f32((float *)out, x, w, n, inter, hid);
+    } else {
+        cuda_matmul(out, x, w, n, hid, ld);
+        cuda_matmul_add((float *)out, x, w, n, qd, hid);
+        cuda_matmul(out, x, w, n, hid, inter);
+        cuda_matmul_add((float *)out, x, w, n, inter, hid);
+    }
 }
 
 static void run_products(const prepare_job *j)
@@ -51,22 +74,12 @@ static void run_products(const prepare_job *j)
     size_t out_bytes = n * max3(ld, inter, hid) * 4;
     size_t free_bytes = 0, total = 0;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total));
-    if (free_bytes < s->weight_bytes + x_bytes + w_bytes + out_bytes + MARGIN_BYTES)
+    if (free_bytes < 2 * s->weight_bytes + x_bytes + w_bytes + out_bytes + MARGIN_BYTES)
         return; /* no room to spare: the first pass makes these choices itself */
     void *x = zeroed(x_bytes), *w = zeroed(w_bytes), *out = zeroed(out_bytes);
-    int rows = s->chunk;
-    if (j->fp32) {
-        cuda_matmul_f32(out, x, w, rows, (int)hid, (int)ld);
-        cuda_matmul_add_f32((float *)out, x, w, rows, (int)qd, (int)hid);
-        cuda_matmul_f32(out, x, w, rows, (int)hid, (int)inter);
-        cuda_matmul_add_f32((float *)out, x, w, rows, (int)inter, (int)hid);
-    } else {
-        cuda_matmul(out, x, w, rows, (int)hid, (int)ld);
-        cuda_matmul_add((float *)out, x, w, rows, (int)qd, (int)hid);
-        cuda_matmul(out, x, w, rows, (int)hid, (int)inter);
-        cuda_matmul_add((float *)out, x, w, rows, (int)inter, (int)hid);
-    }
-    cudaCheck(cudaFree(x)); /* cudaFree waits for the products */
+    if (x && w && out)
+        products(s, j->fp32, x, w, out);
+    cudaCheck(cudaFree(x)); /* cudaFree waits for the products; NULL is let be */
     cudaCheck(cudaFree(w));
     cudaCheck(cudaFree(out));
 }
