@@ -128,10 +128,10 @@ int cmd_generate(int argc, char **argv)
     backend_weights bw;
     /* The backend's own copy, converted piece by piece from the mapped files. */
     double load_s;
-    session_prepare(be, &m.cfg, chunk);
+    device_prepare(be, &m.cfg, chunk);
     if (session_load_weights(&bw, &m, be, 1, &load_s, &err))
         si_fatal("%s", err.msg); /* checked while loading: the files changed since */
-    session_prepare_wait(be);
+    device_prepare_wait(be);
     size_t weights = bw.bytes;
     size_t bytes = weights + global_runner_bytes(&m.cfg, be, capacity, chunk);
     si_log("%d prompt tokens; memory on %s: %.1f MiB (weights %.1f MiB, KV cache and activations "

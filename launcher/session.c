@@ -24,7 +24,7 @@ int session_open(session *s, star_flags *flags)
         return -1;
     if (!flags->req.chunk)
         flags->req.chunk = session_default_chunk(s->be);
-    session_prepare(s->be, &s->m.cfg, flags->req.chunk);
+    device_prepare(s->be, &s->m.cfg, flags->req.chunk);
     /* The backend's own copy of the weights (bf16 on a GPU, fp32 on the CPU), converted tensor by
      * tensor from the mapped files: the host never holds a second copy of the model. */
     double t0 = timer_now(), load_s;
@@ -35,33 +35,13 @@ int session_open(session *s, star_flags *flags)
     } else if (session_load_weights(&s->w, &s->m, s->be, s->rank == 0, &load_s, &err)) {
         si_fatal("%s", err.msg); /* checked while loading: the files changed since */
     }
-    session_prepare_wait(s->be);
-    mpiCheck(MPI_Allreduce(&load_s, &s->load_s, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+    device_prepare_wait(s->be);
+    s->load_s = mpi_all_max(load_s);
     if (s->m.set.n_files)
         st_close(&s->m.set); /* the backend has its copy: unmap the files */
     flags->req.be = s->be;
     flags->req.w = &s->w;
     return 0;
-}
-
-void session_prepare(const backend *be, const model_config *cfg, int chunk)
-{
-    if (!be->prepare)
-        return;
-    pass_shapes s = {cfg->hidden_size,
-                     cfg->intermediate_size,
-                     cfg->n_heads,
-                     cfg->n_kv_heads,
-                     cfg->head_dim,
-                     chunk,
-                     backend_weights_bytes(cfg, be)};
-    be->prepare(&s);
-}
-
-void session_prepare_wait(const backend *be)
-{
-    if (be->prepare_wait)
-        be->prepare_wait();
 }
 
 typedef struct {

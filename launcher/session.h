@@ -24,10 +24,6 @@ int session_open(session *s, star_flags *flags);
  * cost memory there), 8192 on a GPU (longer chunks keep its matrix units busy, and each chunk
  * length costs cuDNN's attention a plan of its own: bench/NOTES.md 8). */
 int session_default_chunk(const backend *be);
-/* Starts BE getting ready for passes of CHUNK rows of a CFG model (backend.h: prepare), to run
- * while the weights load; session_prepare_wait() comes after the load, before the first pass. */
-void session_prepare(const backend *be, const model_config *cfg, int chunk);
-void session_prepare_wait(const backend *be);
 /* M's weights from its mapped files onto BE (backend_weights_stream), in *SECONDS. With REPORT
  * (rank 0) it says on stderr how far it is every few seconds, then how long it took. */
 int session_load_weights(backend_weights *w, const model *m, const backend *be, int report,

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model/backend_weights.h"
+
 int device_parse(const char *value, device_kind *kind, si_error *err)
 {
     if (!strcmp(value, "auto"))
@@ -95,4 +97,24 @@ const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank
     if (backend_cuda_pci_bus_id(dev, bus, sizeof bus) == 0)
         bind_near(bus);
     return be;
+}
+
+void device_prepare(const backend *be, const model_config *cfg, int chunk)
+{
+    if (!be->prepare)
+        return;
+    pass_shapes s = {cfg->hidden_size,
+                     cfg->intermediate_size,
+                     cfg->n_heads,
+                     cfg->n_kv_heads,
+                     cfg->head_dim,
+                     chunk,
+                     backend_weights_bytes(cfg, be)};
+    be->prepare(&s);
+}
+
+void device_prepare_wait(const backend *be)
+{
+    if (be->prepare_wait)
+        be->prepare_wait();
 }

@@ -5,6 +5,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/check.h"
+#include "model/config.h"
 
 typedef enum { DEVICE_AUTO = 0, DEVICE_CPU, DEVICE_CUDA } device_kind;
 
@@ -23,5 +24,9 @@ int dtype_parse(const char *value, compute_dtype *dtype, si_error *err);
  * DTYPE bf16 on the CPU is an error naming --dtype. */
 const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank, int local_size,
                            int share_gpus, si_error *err);
+/* Starts BE getting ready for passes of CHUNK rows of a CFG model (backend.h: prepare), to run
+ * while the weights load; device_prepare_wait() comes after the load, before the first pass. */
+void device_prepare(const backend *be, const model_config *cfg, int chunk);
+void device_prepare_wait(const backend *be);
 
 #endif

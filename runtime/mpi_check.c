@@ -58,6 +58,13 @@ int mpi_all_ok(int ok)
     return all;
 }
 
+double mpi_all_max(double v)
+{
+    double max = 0;
+    mpiCheck(MPI_Allreduce(&v, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+    return max;
+}
+
 void mpi_local_rank(int *local_rank, int *local_size)
 {
     MPI_Comm node;

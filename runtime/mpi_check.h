@@ -18,6 +18,8 @@ int mpi_rank(void);
 int mpi_size(void);
 /* True on every rank when OK holds on every rank of MPI_COMM_WORLD. */
 int mpi_all_ok(int ok);
+/* The largest V of every rank of MPI_COMM_WORLD, on every rank. */
+double mpi_all_max(double v);
 /* This rank's index among the ranks of its node, and how many share the node. */
 void mpi_local_rank(int *local_rank, int *local_size);
 
