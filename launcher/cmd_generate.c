@@ -126,7 +126,7 @@ int cmd_generate(int argc, char **argv)
     if (n < chunk)
         chunk = n;
     backend_weights bw;
-    /* The backend's own copy, converted piece by piece from the mapped files. */
+    /* The backend's own copy, converted tensor by tensor from the mapped files. */
     double load_s;
     device_prepare(be, &m.cfg, chunk);
     if (session_load_weights(&bw, &m, be, 1, &load_s, &err))

@@ -1,5 +1,5 @@
 /* The weights where the backend computes, in its own format (fp32 on the CPU, bf16 on a GPU), in
- * one backend allocation filled from the mapped safetensors files piece by piece (the commands),
+ * one backend allocation filled from the mapped safetensors files tensor by tensor (the commands),
  * or made from a seed (benchmarks); tests may also take a host load's fp32 tensors. */
 #ifndef STARINFER_MODEL_BACKEND_WEIGHTS_H
 #define STARINFER_MODEL_BACKEND_WEIGHTS_H

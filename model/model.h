@@ -23,7 +23,7 @@ typedef struct {
 int model_load(model *m, const char *dir, si_error *err);
 /* The same, for a backend that keeps its own copy of the weights: every tensor is found and
  * checked but left in the files (M->set, mapped) for backend_weights_stream, which converts them
- * piece by piece; M->w stays empty. What the commands use, on every backend. */
+ * tensor by tensor; M->w stays empty. What the commands use, on every backend. */
 int model_load_mapped(model *m, const char *dir, si_error *err);
 void model_free(model *m);
 

@@ -243,9 +243,9 @@ static void load_and_check(fixture *f, const model_opts *o)
         assert_ptr_not_equal(f->w.lm_head, f->w.embed);
 }
 
-/* The same files streamed into a backend's own allocation, piece by piece (as a GPU is filled,
- * without the model in fp32 on the host), hold exactly what the host load holds, tensor by
- * tensor. Run after load_and_check. */
+/* The same files streamed into a backend's own allocation (as a GPU is filled, without the model
+ * in fp32 on the host) hold exactly what the host load holds, tensor by tensor. Run after
+ * load_and_check. */
 static void stream_and_compare(fixture *f, const model_opts *o)
 {
     const backend *be = backend_cpu();
