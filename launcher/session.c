@@ -22,6 +22,7 @@ int session_open(session *s, star_flags *flags)
         si_log("error: %s", err.msg);
     if (!mpi_all_ok(ok))
         return -1;
+    device_share_threads(local_size);
     if (!flags->req.chunk)
         flags->req.chunk = session_default_chunk(s->be);
     device_prepare(s->be, &s->m.cfg, flags->req.chunk);

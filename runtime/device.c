@@ -2,11 +2,13 @@
 
 #include <hwloc.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "model/backend_weights.h"
+#include "runtime/mpi_check.h"
 
 int device_parse(const char *value, device_kind *kind, si_error *err)
 {
@@ -34,52 +36,60 @@ int dtype_parse(const char *value, compute_dtype *dtype, si_error *err)
     return 0;
 }
 
-/* The cores nearest GPU DEVICE in TOPO, or NULL where the topology does not show it. */
-static hwloc_obj_t near_gpu(hwloc_topology_t topo, int device)
-{
-    char bus[64];
-    if (backend_cuda_pci_bus_id(device, bus, sizeof bus) != 0)
-        return NULL;
-    hwloc_obj_t pci = hwloc_get_pcidev_by_busidstring(topo, bus);
-    return pci ? hwloc_get_non_io_ancestor_obj(topo, pci) : NULL;
-}
-
-/* Binds this process (local rank LOCAL_RANK of LOCAL_SIZE, on GPU LOCAL_RANK % GPUS) to the cores
- * nearest its GPU; a machine whose topology does not show the GPU keeps the launcher's binding.
- * The local ranks whose GPUs are near the same cores share them: unless OMP_NUM_THREADS says
- * otherwise, each runs its share of threads (for the weights' copies as they load) instead of
- * one thread per core each. */
-static void bind_near(int local_rank, int local_size, int gpus)
+/* Binds this process to the cores nearest the PCI device BUS_ID; a machine whose topology does
+ * not show the device keeps the launcher's binding. */
+static void bind_near(const char *bus_id)
 {
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo) != 0)
         return;
     hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
-    hwloc_obj_t near = NULL;
-    if (hwloc_topology_load(topo) == 0)
-        near = near_gpu(topo, local_rank % gpus);
-    if (near && hwloc_set_cpubind(topo, near->cpuset, HWLOC_CPUBIND_PROCESS) == 0) {
-        int sharing = 0;
-        for (int r = 0; r < local_size; r++) {
-            hwloc_obj_t other = near_gpu(topo, r % gpus);
-            sharing += other && hwloc_bitmap_isequal(other->cpuset, near->cpuset);
+    if (hwloc_topology_load(topo) == 0) {
+        hwloc_obj_t pci = hwloc_get_pcidev_by_busidstring(topo, bus_id);
+        hwloc_obj_t near = pci ? hwloc_get_non_io_ancestor_obj(topo, pci) : NULL;
+        if (near && hwloc_set_cpubind(topo, near->cpuset, HWLOC_CPUBIND_PROCESS) == 0) {
+            char *cpus = NULL;
+            hwloc_bitmap_list_asprintf(&cpus, near->cpuset);
+            si_log("bound to cores %s, near GPU %s", cpus ? cpus : "?", bus_id);
+            free(cpus);
         }
-        int cores = hwloc_bitmap_weight(near->cpuset), threads = 0;
-        if (!getenv("OMP_NUM_THREADS") && sharing > 1 && cores > 0) {
-            threads = cores / sharing > 1 ? cores / sharing : 1;
-            omp_set_num_threads(threads);
-        }
-        char *cpus = NULL, bus[64] = "?";
-        hwloc_bitmap_list_asprintf(&cpus, near->cpuset);
-        backend_cuda_pci_bus_id(local_rank % gpus, bus, sizeof bus);
-        if (threads)
-            si_log("bound to cores %s, near GPU %s, with %d threads (%d local ranks share these "
-                   "cores)",
-                   cpus ? cpus : "?", bus, threads, sharing);
-        else
-            si_log("bound to cores %s, near GPU %s", cpus ? cpus : "?", bus);
-        free(cpus);
     }
+    hwloc_topology_destroy(topo);
+}
+
+/* FNV-1a of S: the same cores give the same key on every rank of a node. */
+static uint64_t key_of(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+void device_share_threads(int local_size)
+{
+    if (getenv("OMP_NUM_THREADS"))
+        return;
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) != 0)
+        return;
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    char *cpus = NULL;
+    if (hwloc_topology_load(topo) == 0 && set &&
+        hwloc_get_cpubind(topo, set, HWLOC_CPUBIND_PROCESS) == 0 &&
+        hwloc_bitmap_list_asprintf(&cpus, set) >= 0) {
+        int cores = hwloc_bitmap_weight(set);
+        int sharing = local_size > 1 ? mpi_local_count(key_of(cpus)) : 1;
+        if (sharing > 1 && cores > 0) {
+            int threads = cores / sharing > 1 ? cores / sharing : 1;
+            omp_set_num_threads(threads);
+            si_log("%d thread(s): %d local ranks share cores %s (OMP_NUM_THREADS sets another "
+                   "count)",
+                   threads, sharing, cpus);
+        }
+    }
+    free(cpus);
+    hwloc_bitmap_free(set);
     hwloc_topology_destroy(topo);
 }
 
@@ -122,7 +132,9 @@ const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank
         si_error_set(err, "%s: GPU %d for local rank %d: %s", host, dev, local_rank, msg);
         return NULL;
     }
-    bind_near(local_rank, local_size, gpus);
+    char bus[64];
+    if (backend_cuda_pci_bus_id(dev, bus, sizeof bus) == 0)
+        bind_near(bus);
     return be;
 }
 

@@ -24,6 +24,11 @@ int dtype_parse(const char *value, compute_dtype *dtype, si_error *err);
  * DTYPE bf16 on the CPU is an error naming --dtype. */
 const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank, int local_size,
                            int share_gpus, si_error *err);
+/* Where several ranks of this node (LOCAL_SIZE in all) are bound to the same cores, each runs
+ * its share of them as OpenMP threads, not one thread per core each: threads that spin while
+ * they wait would take each other's cores. Collective over the node's ranks: call it on every
+ * rank once each has opened its device. OMP_NUM_THREADS, where set, is left to decide. */
+void device_share_threads(int local_size);
 /* Starts BE getting ready for passes of CHUNK rows of a CFG model (backend.h: prepare), to run
  * while the weights load; device_prepare_wait() comes after the load, before the first pass. */
 void device_prepare(const backend *be, const model_config *cfg, int chunk);

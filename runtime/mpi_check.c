@@ -1,6 +1,7 @@
 #include "runtime/mpi_check.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static void abort_job(int code)
 {
@@ -63,6 +64,21 @@ double mpi_all_max(double v)
     double max = 0;
     mpiCheck(MPI_Allreduce(&v, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
     return max;
+}
+
+int mpi_local_count(uint64_t key)
+{
+    MPI_Comm node;
+    int size = 0, count = 0;
+    mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    MPI_Comm_size(node, &size);
+    uint64_t *keys = mallocCheck(sizeof *keys * (size_t)size, "the node's keys");
+    mpiCheck(MPI_Allgather(&key, 1, MPI_UINT64_T, keys, 1, MPI_UINT64_T, node));
+    for (int i = 0; i < size; i++)
+        count += keys[i] == key;
+    free(keys);
+    MPI_Comm_free(&node);
+    return count;
 }
 
 void mpi_local_rank(int *local_rank, int *local_size)

@@ -4,6 +4,7 @@
 #define STARINFER_RUNTIME_MPI_CHECK_H
 
 #include <mpi.h>
+#include <stdint.h>
 
 #include "kernels/check.h"
 
@@ -18,6 +19,9 @@ int mpi_rank(void);
 int mpi_size(void);
 /* True on every rank when OK holds on every rank of MPI_COMM_WORLD. */
 int mpi_all_ok(int ok);
+/* How many ranks of this node pass the same KEY as this one (itself included); collective over
+ * the node's ranks. */
+int mpi_local_count(uint64_t key);
 /* The largest V of every rank of MPI_COMM_WORLD, on every rank. */
 double mpi_all_max(double v);
 /* This rank's index among the ranks of its node, and how many share the node. */

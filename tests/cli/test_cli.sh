@@ -101,6 +101,21 @@ len(d['peak_memory_mib']) == 4 and all(0 < p <= m for p, m in zip(d['peak_memory
 0 < d['timings']['load_s'] < 60"
   says "time to first token"
   [[ $(grep -c "weights: .* GB onto cpu in" "$tmp/err") == 1 ]] || fail "not one line on the weights' loading"
+  ! grep -q "local ranks share cores" "$tmp/err" || fail "OMP_NUM_THREADS=1 was set, yet the threads were shared out"
+  ;;
+run_threads_shared)
+  # Four unbound ranks on this machine's cores, OMP_NUM_THREADS unset: each takes its share of
+  # the cores instead of one thread per core, and says so.
+  make_context 200
+  cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+  want=$((cores / 4 > 1 ? cores / 4 : 1))
+  (
+    unset OMP_NUM_THREADS
+    expect 0 "${mpirun[@]}" -np 4 --bind-to none "$bin" run --model "$model" \
+      --context "$tmp/context.txt" --query "Which word comes first?" --max-new-tokens 2
+  ) || exit 1
+  [[ $(grep -c "\] $want thread(s): 4 local ranks share cores" "$tmp/err") == 4 ]] ||
+    fail "not every rank took $want thread(s) of the $cores cores: $(grep thread "$tmp/err")"
   ;;
 run_context_from_stdin)
   make_context 100
