@@ -68,29 +68,30 @@ static uint64_t key_of(const char *s)
 
 void device_share_threads(int local_size)
 {
-    if (getenv("OMP_NUM_THREADS"))
-        return;
-    hwloc_topology_t topo;
-    if (hwloc_topology_init(&topo) != 0)
-        return;
-    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    int decide = getenv("OMP_NUM_THREADS") == NULL;
     char *cpus = NULL;
-    if (hwloc_topology_load(topo) == 0 && set &&
-        hwloc_get_cpubind(topo, set, HWLOC_CPUBIND_PROCESS) == 0 &&
-        hwloc_bitmap_list_asprintf(&cpus, set) >= 0) {
-        int cores = hwloc_bitmap_weight(set);
-        int sharing = local_size > 1 ? mpi_local_count(key_of(cpus)) : 1;
-        if (sharing > 1 && cores > 0) {
-            int threads = cores / sharing > 1 ? cores / sharing : 1;
-            omp_set_num_threads(threads);
-            si_log("%d thread(s): %d local ranks share cores %s (OMP_NUM_THREADS sets another "
-                   "count)",
-                   threads, sharing, cpus);
-        }
+    int cores = 0;
+    hwloc_topology_t topo;
+    if (decide && hwloc_topology_init(&topo) == 0) {
+        hwloc_bitmap_t set = hwloc_bitmap_alloc();
+        if (set && hwloc_topology_load(topo) == 0 &&
+            hwloc_get_cpubind(topo, set, HWLOC_CPUBIND_PROCESS) == 0 &&
+            hwloc_bitmap_list_asprintf(&cpus, set) >= 0)
+            cores = hwloc_bitmap_weight(set);
+        hwloc_bitmap_free(set);
+        hwloc_topology_destroy(topo);
+    }
+    /* Every rank of the node takes part, whatever it found: a rank that left the count out
+     * would leave the others waiting. Those that do not decide pass 0 and act on nothing. */
+    uint64_t key = cpus && cores > 0 ? key_of(cpus) : 0;
+    int sharing = local_size > 1 ? mpi_local_count(key) : 1;
+    if (key && sharing > 1) {
+        int threads = cores / sharing > 1 ? cores / sharing : 1;
+        omp_set_num_threads(threads);
+        si_log("%d thread(s): %d local ranks share cores %s (OMP_NUM_THREADS sets another count)",
+               threads, sharing, cpus);
     }
     free(cpus);
-    hwloc_bitmap_free(set);
-    hwloc_topology_destroy(topo);
 }
 
 const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank, int local_size,
