@@ -4,7 +4,8 @@ its users load one, then one greedy token, each step timed in one process.
 
   import_s      importing torch and transformers
   load_s        AutoModelForCausalLM.from_pretrained(DIR, bf16, device_map="cuda"), synchronized
-  first_token_s one forward over a short prompt and its greedy token
+  first_token_s one forward over five fixed token ids (not starinfer's prompt: the token it
+                prints shows the forward ran, it is not compared) and its greedy token
   process_s     from the interpreter's start to the first token (the shell adds its own start)
 
 Prints one JSON line.  python3 bench/hf_load.py --model DIR --run 1
