@@ -32,7 +32,7 @@ static size_t n_models;
 static void pick_models(void)
 {
     const char *list = getenv("STARINFER_TEST_MODELS");
-    char *copy = strdup(list ? list : "tiny-llama3,tiny-tied,tiny-sharded");
+    char *copy = strdup(list ? list : "tiny-llama3,tiny-tied,tiny-sharded,tiny-f16");
     for (char *tok = strtok(copy, ","); tok && n_models < 16; tok = strtok(NULL, ","))
         models[n_models++] = strdup(tok);
     free(copy);
