@@ -117,6 +117,23 @@ run_threads_shared)
   [[ $(grep -c "\] $want thread(s): 4 local ranks share cores" "$tmp/err") == 4 ]] ||
     fail "not every rank took $want thread(s) of the $cores cores: $(grep thread "$tmp/err")"
   ;;
+run_threads_shared_mixed)
+  # OMP_NUM_THREADS set on one rank only (an MPMD launch): that rank keeps its count, the three
+  # others still share the cores among themselves, and nobody waits on a count left out.
+  make_context 200
+  cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+  want=$((cores / 3 > 1 ? cores / 3 : 1))
+  args=(run --model "$model" --context "$tmp/context.txt" --query "Which word comes first?"
+    --max-new-tokens 2 --json)
+  (
+    unset OMP_NUM_THREADS
+    expect 0 timeout 120 "${mpirun[@]}" --bind-to none -np 1 env OMP_NUM_THREADS=1 "$bin" "${args[@]}" \
+      : -np 3 "$bin" "${args[@]}"
+  ) || exit 1
+  json "d['ranks'] == 4 and len(d['tokens']) >= 1"
+  [[ $(grep -c "\] $want thread(s): 3 local ranks share cores" "$tmp/err") == 3 ]] ||
+    fail "not three ranks sharing the $cores cores at $want thread(s): $(grep thread "$tmp/err")"
+  ;;
 run_context_from_stdin)
   make_context 100
   "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" \
