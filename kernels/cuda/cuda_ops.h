@@ -35,6 +35,8 @@ const int *cuda_positions(const int *pos, int n);
 
 /* The bf16 precision (CUDA_BF16): activations in bf16 (void * slots hold __nv_bfloat16). */
 void cuda_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
+/* N F16 values at V rounded to bf16 in place (an F16 checkpoint's weights, once uploaded). */
+void cuda_f16_to_bf16_inplace(void *v, size_t n);
 /* Weights as stored (TYPE at SRC) into bf16 or fp32 at DST, queued (weight_upload.cu). */
 void cuda_weight_upload(void *dst, const void *src, elem_type type, size_t count);
 void cuda_weight_upload_f32(void *dst, const void *src, elem_type type, size_t count);

@@ -9,6 +9,7 @@
  * would show as about 1e-3. Exits 77 (skipped) on a machine without a GPU. */
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,6 +501,37 @@ static void test_async_copies(int rows, int d)
     gpu->host_free(back);
 }
 
+/* The weight_upload slot from each type a checkpoint stores: the device holds the host's conversion
+ * (kernels/convert.c) bit for bit, over more than one staging piece. The 16-bit types go through
+ * every pattern, NaNs and subnormals included; fp32 through values of every magnitude. */
+static void test_weight_upload(elem_type type, const char *name, size_t n)
+{
+    size_t in = elem_size(type), w = gpu->weight_size;
+    unsigned char *src = malloc(in * n), *want = malloc(w * n), *got = malloc(w * n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = (uint32_t)(i * 2654435761u); /* odd: 65536 in a row hit every pattern */
+        memcpy(src + in * i, &bits, in);             /* little-endian: the low bytes */
+    }
+    if (w == 2)
+        elems_to_bf16(want, src, type, n);
+    else
+        elems_to_f32((float *)want, src, type, n);
+    void *d = gpu->alloc(w * n, "test weights");
+    gpu->weight_upload(d, src, type, n);
+    gpu->to_host(got, d, w * n);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += memcmp(got + w * i, want + w * i, w) != 0;
+    char shape[64];
+    snprintf(shape, sizeof shape, "%s, n=%zu", name, n);
+    failures += bad != 0;
+    printf("%-16s %-40s %10zu  %s\n", "weight upload", shape, bad, bad ? "FAIL" : "ok");
+    gpu->free(d);
+    free(src);
+    free(want);
+    free(got);
+}
+
 /* The sample slot: the GPU picks what the CPU picks from the same logits and draw, except where
  * the draw or the nucleus' edge falls within SAMPLE_GAP of the total mass of a boundary between
  * the two picks; those are counted and must stay rare. */
@@ -649,6 +681,9 @@ int main(int argc, char **argv)
     test_sample(50, 10); /* fewer logits than the argmax has blocks */
     test_async_copies(32, 128);
     test_async_copies(1000, 64);
+    test_weight_upload(ELEM_BF16, "bf16", 20000003); /* 16M values fill a staging buffer */
+    test_weight_upload(ELEM_F16, "f16", 20000003);
+    test_weight_upload(ELEM_F32, "f32", 10000019);
     printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }
