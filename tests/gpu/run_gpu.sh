@@ -28,6 +28,10 @@ step gpu_refuse_nccl_shared 60 bash tests/gpu/checks.sh nccl-shared-refused "$bu
 if [[ ${1:-} != --skip-8b ]]; then
   step make_8b 240 python3 tests/gpu/make_8b_reference.py /tmp/g8 &&
     STARINFER_FIXTURES=/tmp/g8 STARINFER_TEST_MODELS=llama8b step gpu_model_8b 240 "$build/tests/test_model"
+  # The same model stored in F16, as older checkpoints are (rounded to bf16 on the GPU).
+  step make_8b_f16 240 python3 tests/gpu/f16_copy.py /tmp/g8/models/llama8b /tmp/g8f16/models/llama8b &&
+    cp -r /tmp/g8/reference /tmp/g8f16/ &&
+    STARINFER_FIXTURES=/tmp/g8f16 STARINFER_TEST_MODELS=llama8b step gpu_model_8b_f16 240 "$build/tests/test_model"
   # A plan that cannot fit (logits for a million-token chunk) is refused before allocating.
   step gpu_refuse_plan 120 bash tests/gpu/checks.sh plan-refused "$build" /tmp/g8/models/llama8b
 fi
