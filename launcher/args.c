@@ -188,6 +188,42 @@ int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, i
     return star_flags_check(s, err);
 }
 
+/* FNV-1a over the arguments, each with its terminating NUL. */
+static uint64_t args_key(int argc, char **argv)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < argc; i++)
+        for (const char *c = argv[i];; c++) {
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+            if (!*c)
+                break;
+        }
+    return h;
+}
+
+int star_args_agree(int parsed, int argc, char **argv, si_error *err)
+{
+    int odd = mpi_first_differing(args_key(argc, argv));
+    if (odd >= 0) {
+        si_error_set(err,
+                     "rank %d was given other arguments than rank 0: every rank must run the same "
+                     "command line\n"
+                     "  HINT: check each part of an MPMD launch (mpirun ... : ...) or the script "
+                     "that starts the ranks",
+                     odd);
+        return -1;
+    }
+    int failed = mpi_first_failing(parsed >= 0);
+    if (failed > 0) { /* rank 0 reports it */
+        char msg[sizeof err->msg];
+        if (mpi_rank() == failed)
+            snprintf(msg, sizeof msg, "%s", err->msg);
+        mpiCheck(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, failed, MPI_COMM_WORLD));
+        si_error_set(err, "rank %d: %s", failed, msg);
+    }
+    return failed >= 0 ? -1 : parsed;
+}
+
 int star_args_exit(int parsed, const char *name, const char *usage, const si_error *err)
 {
     if (mpi_rank() == 0) {

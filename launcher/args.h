@@ -78,6 +78,11 @@ typedef int (*own_flags_fn)(void *opts, const char *flag, const char *value);
  * arguments are just --help, or -1 with ERR set. */
 int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
                     char **argv, si_error *err);
+/* Collective: makes every rank's PARSED (star_args_parse's result on that rank) the job's. Every
+ * rank must have been given the same arguments (an MPMD launch can break that); a rank whose
+ * differ, or the lowest rank whose parse failed, makes it -1 everywhere, with ERR set on every
+ * rank to what went wrong there. */
+int star_args_agree(int parsed, int argc, char **argv, si_error *err);
 /* Ends run or eval when its arguments are not to be served (PARSED: 1 for --help, -1 for an
  * error): rank 0 prints USAGE, or ERR as "starinfer NAME: ...", and MPI stops. Returns the exit
  * code, 0 or 2. */

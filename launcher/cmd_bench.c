@@ -370,7 +370,7 @@ int cmd_bench(int argc, char **argv)
     mpi_start(&argc, &argv);
     bench_opts o;
     si_error err;
-    int rc = parse(&o, argc, argv, &err);
+    int rc = star_args_agree(parse(&o, argc, argv, &err), argc, argv, &err);
     if (rc)
         return star_args_exit(rc, "bench", usage, &err);
     session s;

@@ -231,7 +231,7 @@ int cmd_eval(int argc, char **argv)
     mpi_start(&argc, &argv);
     eval_opts o;
     si_error err;
-    int rc = parse(&o, argc, argv, &err);
+    int rc = star_args_agree(parse(&o, argc, argv, &err), argc, argv, &err);
     if (rc)
         return star_args_exit(rc, "eval", usage, &err);
     session s;

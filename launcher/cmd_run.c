@@ -105,7 +105,7 @@ int cmd_run(int argc, char **argv)
     mpi_start(&argc, &argv);
     run_opts o;
     si_error err;
-    int rc = parse(&o, argc, argv, &err);
+    int rc = star_args_agree(parse(&o, argc, argv, &err), argc, argv, &err);
     if (rc)
         return star_args_exit(rc, "run", usage, &err);
     session s;

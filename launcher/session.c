@@ -1,10 +1,35 @@
 #include "launcher/session.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "model/shapes.h"
 #include "runtime/mpi_check.h"
 #include "runtime/timer.h"
+
+/* FNV-1a over the sizes and constants of CFG that the ranks' computations must share. */
+static uint64_t config_key(const model_config *c)
+{
+    float f[] = {c->rms_norm_eps, c->rope_theta, c->rope_factor, c->rope_low_freq_factor,
+                 c->rope_high_freq_factor};
+    int n[] = {c->hidden_size,
+               c->intermediate_size,
+               c->n_layers,
+               c->n_heads,
+               c->n_kv_heads,
+               c->head_dim,
+               c->vocab_size,
+               (int)c->rope_scaling,
+               c->rope_original_max_positions,
+               c->tie_word_embeddings};
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *b[] = {(const unsigned char *)f, (const unsigned char *)n};
+    size_t len[] = {sizeof f, sizeof n};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < len[k]; i++)
+            h = (h ^ b[k][i]) * 1099511628211ull;
+    return h;
+}
 
 int session_open(session *s, star_flags *flags)
 {
@@ -22,6 +47,20 @@ int session_open(session *s, star_flags *flags)
         si_log("error: %s", err.msg);
     if (!mpi_all_ok(ok))
         return -1;
+    /* The same --model path on every rank, but each node reads its own copy of the files. */
+    int odd = mpi_first_differing(config_key(&s->m.cfg));
+    if (odd >= 0) {
+        if (s->rank == odd) {
+            char host[256] = "?";
+            gethostname(host, sizeof host);
+            si_log("error: the model in '%s' on %s is not rank 0's: its config.json gives other "
+                   "sizes (hidden %d, %d layers, vocabulary %d)\n"
+                   "  HINT: every node must hold the same model at the --model path",
+                   flags->model_dir ? flags->model_dir : flags->shape, host, s->m.cfg.hidden_size,
+                   s->m.cfg.n_layers, s->m.cfg.vocab_size);
+        }
+        return -1;
+    }
     device_share_threads(local_size);
     if (!flags->req.chunk)
         flags->req.chunk = session_default_chunk(s->be);

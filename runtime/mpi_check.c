@@ -1,5 +1,6 @@
 #include "runtime/mpi_check.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -64,6 +65,20 @@ double mpi_all_max(double v)
     double max = 0;
     mpiCheck(MPI_Allreduce(&v, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
     return max;
+}
+
+int mpi_first_failing(int ok)
+{
+    int mine = ok ? INT_MAX : mpi_rank(), first = INT_MAX;
+    mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    return first == INT_MAX ? -1 : first;
+}
+
+int mpi_first_differing(uint64_t key)
+{
+    uint64_t root = key;
+    mpiCheck(MPI_Bcast(&root, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD));
+    return mpi_first_failing(key == root);
 }
 
 int mpi_local_count(uint64_t key)

@@ -22,6 +22,10 @@ int mpi_all_ok(int ok);
 /* How many ranks of this node pass the same KEY as this one (itself included); collective over
  * the node's ranks. */
 int mpi_local_count(uint64_t key);
+/* The lowest rank whose KEY differs from rank 0's, on every rank; -1 when all match. */
+int mpi_first_differing(uint64_t key);
+/* The lowest rank where OK is false, on every rank; -1 when it holds everywhere. */
+int mpi_first_failing(int ok);
 /* The largest V of every rank of MPI_COMM_WORLD, on every rank. */
 double mpi_all_max(double v);
 /* This rank's index among the ranks of its node, and how many share the node. */

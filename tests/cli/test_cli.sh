@@ -134,6 +134,29 @@ run_threads_shared_mixed)
   [[ $(grep -c "\] $want thread(s): 3 local ranks share cores" "$tmp/err") == 3 ]] ||
     fail "not three ranks sharing the $cores cores at $want thread(s): $(grep thread "$tmp/err")"
   ;;
+run_ranks_other_arguments)
+  # An MPMD launch whose second part has a flag the first lacks (wrong, on rank 1 only): every
+  # rank stops at once with rank 0 naming rank 1, instead of rank 0 waiting in phase 1.
+  make_context 200
+  args=(run --model "$model" --context "$tmp/context.txt" --query "Why?" --max-new-tokens 2)
+  expect 2 timeout 60 "${mpirun[@]}" -np 1 "$bin" "${args[@]}" : -np 1 "$bin" "${args[@]}" --bogus 1
+  says "rank 1 was given other arguments than rank 0"
+  [[ $(grep -c "rank 1 was given" "$tmp/err") == 1 ]] || fail "not one message"
+  ;;
+run_ranks_other_model)
+  # The same --model path on both ranks, but another model behind it on rank 1 (each rank runs in
+  # its own directory): refused before the weights load, naming the rank and the files at fault.
+  make_context 200
+  mkdir -p "$tmp/a" "$tmp/b"
+  ln -s "$model" "$tmp/a/m"
+  ln -s "$fixtures/models/tiny-tied" "$tmp/b/m"
+  args=(run --model m --context "$tmp/context.txt" --query "Why?" --max-new-tokens 2)
+  expect 1 timeout 60 "${mpirun[@]}" -np 1 -wdir "$tmp/a" "$bin" "${args[@]}" \
+    : -np 1 -wdir "$tmp/b" "$bin" "${args[@]}"
+  says "[rank 1] error: the model in 'm' on"
+  says "is not rank 0's"
+  ! grep -q "weights: " "$tmp/err" || fail "the weights were loaded"
+  ;;
 run_context_from_stdin)
   make_context 100
   "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" \
