@@ -177,7 +177,8 @@ typedef struct backend {
      * p_i = exp((logit_i - max) / temperature) in fp32; sort by p descending (ties: lower id
      * first); cum_j = the sum of the first j + 1 in double; keep the first k = 1 + the least j
      * with cum_j >= top_p * cum_last (all where rounding finds none); pick the least j < k with
-     * cum_j > u * cum_(k-1) (the last kept where rounding finds none). */
+     * cum_j > u * cum_(k-1) (the last kept where rounding finds none). -1 when a logit is NaN or
+     * the largest is not finite: the model's numbers have gone wrong, and no token is right. */
     int (*sample)(const float *logits, int vocab, float temperature, float top_p, float u);
 } backend;
 

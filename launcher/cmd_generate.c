@@ -148,14 +148,20 @@ int cmd_generate(int argc, char **argv)
         .step = global_step, .user = &g, .be = be, .is_root = 1, .stream = o.json ? NULL : stdout};
     gen_result r;
     generate_tokens(&m, logits, n, &o.g.gen, &d, &r);
-    si_log("decode: %d tokens in %.3f s (%.1f tokens/s), finished by %s", r.n_tokens, r.seconds,
-           r.n_tokens > 1 ? (r.n_tokens - 1) / r.seconds : 0.0, r.finish);
-    if (o.json)
+    int finite = !r.not_finite;
+    if (finite) {
+        si_log("decode: %d tokens in %.3f s (%.1f tokens/s), finished by %s", r.n_tokens, r.seconds,
+               r.n_tokens > 1 ? (r.n_tokens - 1) / r.seconds : 0.0, r.finish);
+    } else {
+        gen_not_finite_error(r.n_tokens, &err);
+        si_log("error: %s", err.msg);
+    }
+    if (o.json && finite)
         print_json(&o, n, load_s, prefill_s, &r, bytes);
     gen_result_free(&r);
     global_runner_free(&g);
     backend_weights_free(&bw, be);
     free(ids);
     model_free(&m);
-    return 0;
+    return finite ? 0 : 1;
 }

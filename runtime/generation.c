@@ -6,7 +6,7 @@
 #include "model/sampler.h"
 #include "runtime/timer.h"
 
-enum { GEN_GOING = 0, GEN_EOS, GEN_STOP, GEN_LENGTH };
+enum { GEN_GOING = 0, GEN_EOS, GEN_STOP, GEN_LENGTH, GEN_NOT_FINITE };
 
 /* Position of the first stop string in TEXT, or -1. */
 static long find_stop(const gen_params *p, const char *text)
@@ -66,7 +66,7 @@ static int judge(const model *m, const gen_params *p, gen_result *out)
 void generate_tokens(const model *m, const float *logits, int pos, const gen_params *p,
                      const gen_driver *d, gen_result *out)
 {
-    static const char *finish_names[] = {"", "eos", "stop", "length"};
+    static const char *finish_names[] = {"", "eos", "stop", "length", "not-finite"};
     memset(out, 0, sizeof *out);
     out->tokens = mallocCheck(sizeof(int) * (p->max_new_tokens + 1), "generated tokens");
     sampler s;
@@ -78,22 +78,24 @@ void generate_tokens(const model *m, const float *logits, int pos, const gen_par
     while (state == GEN_GOING) {
         int msg[2] = {0, 0};
         if (d->is_root) {
-            out->tokens[out->n_tokens++] = sampler_next(&s, be, logits);
-            msg[0] = out->tokens[out->n_tokens - 1];
-            msg[1] = judge(m, p, out);
+            int token = sampler_next(&s, be, logits);
+            if (token >= 0)
+                out->tokens[out->n_tokens++] = msg[0] = token;
+            msg[1] = token >= 0 ? judge(m, p, out) : GEN_NOT_FINITE;
             if (d->stream && out->text)
                 stream_text(d->stream, out->text, &printed, hold, msg[1] != GEN_GOING);
         }
         if (d->agree)
             d->agree(d->user, msg);
-        if (!d->is_root)
-            out->tokens[out->n_tokens++] = msg[0];
         state = msg[1];
+        if (!d->is_root && state != GEN_NOT_FINITE)
+            out->tokens[out->n_tokens++] = msg[0];
         if (state == GEN_GOING)
             logits = d->step(d->user, msg[0], pos++);
     }
     out->seconds = timer_now() - t0;
     out->finish = finish_names[state];
+    out->not_finite = state == GEN_NOT_FINITE;
     if (m->tok && (!out->text || state == GEN_EOS)) {
         free(out->text);
         out->text = tokenizer_decode(m->tok, out->tokens, out->n_tokens, 1);
@@ -103,6 +105,17 @@ void generate_tokens(const model *m, const float *logits, int pos, const gen_par
         fputc('\n', d->stream);
         fflush(d->stream);
     }
+}
+
+void gen_not_finite_error(int n_tokens, si_error *err)
+{
+    si_error_set(
+        err,
+        "the model's logits are not finite (NaN or infinite) after %d generated "
+        "token(s): no answer can be trusted\n"
+        "  HINT: a weight of the checkpoint may be NaN or infinite (check each tensor, e.g. "
+        "with torch.isfinite); on a GPU, --dtype fp32 shows whether bf16 overflowed",
+        n_tokens);
 }
 
 void gen_result_free(gen_result *r)

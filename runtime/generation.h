@@ -24,7 +24,8 @@ typedef struct {
     int *tokens; /* generated ids, EOS included when it ended the answer */
     int n_tokens;
     char *text; /* decoded, special tokens skipped, cut before a stop string */
-    const char *finish; /* "eos", "stop" or "length" */
+    const char *finish; /* "eos", "stop" or "length"; "not-finite" with NOT_FINITE set */
+    int not_finite;     /* the logits held a NaN or were not finite after N_TOKENS tokens */
     double seconds;     /* decode time after the first token */
 } gen_result;
 
@@ -43,5 +44,7 @@ typedef struct {
 void generate_tokens(const model *m, const float *logits, int pos, const gen_params *p,
                      const gen_driver *d, gen_result *out);
 void gen_result_free(gen_result *r);
+/* ERR for logits that were not finite after N_TOKENS generated tokens. */
+void gen_not_finite_error(int n_tokens, si_error *err);
 
 #endif

@@ -245,6 +245,12 @@ int request_run(const model *m, MPI_Comm comm, const request_ids *r, const reque
     /* The high-water mark of what the backend held, plus host weights it used in place. */
     st.peak = (double)(o->be->mem_peak() + (o->w->block ? 0 : m->w.bytes));
     gather_stats(comm, &st, res);
+    /* Rank 0's verdict on the logits reached the active ranks only: every rank learns it. */
+    if (!all_ok(comm, !res->gen.not_finite)) {
+        gen_not_finite_error(res->gen.n_tokens, err);
+        request_result_free(res);
+        return -1;
+    }
     return 0;
 }
 

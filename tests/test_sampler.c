@@ -211,6 +211,32 @@ static void seeded_sampler_repeats(void **state)
     assert_true(differs > 0); /* it does sample */
 }
 
+/* Logits with a NaN anywhere, or whose largest is infinite, or all -inf: no token (-1), greedy or
+ * sampled; finite ones with -inf among them still give one. */
+static void not_finite_logits_give_no_token(void **state)
+{
+    (void)state;
+    enum { V = 300 };
+    const backend *be = backend_cpu();
+    float l[V];
+    int where[] = {0, 1, 150, V - 1};
+    for (int w = 0; w < 4; w++)
+        for (int kind = 0; kind < 3; kind++) {
+            random_logits(l, V, 3.0f);
+            if (kind == 2)
+                for (int i = 0; i < V; i++)
+                    l[i] = -INFINITY;
+            else
+                l[where[w]] = kind == 0 ? NAN : INFINITY;
+            assert_int_equal(be->sample(l, V, 0.0f, 1.0f, 0.0f), -1);
+            assert_int_equal(be->sample(l, V, 0.8f, 0.9f, 0.5f), -1);
+        }
+    random_logits(l, V, 3.0f);
+    l[7] = -INFINITY;
+    assert_true(be->sample(l, V, 0.0f, 1.0f, 0.0f) >= 0);
+    assert_true(be->sample(l, V, 0.8f, 0.9f, 0.5f) >= 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +247,7 @@ int main(void)
         cmocka_unit_test(uniform_logits_with_small_top_p),
         cmocka_unit_test(draws_follow_the_nucleus),
         cmocka_unit_test(seeded_sampler_repeats),
+        cmocka_unit_test(not_finite_logits_give_no_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

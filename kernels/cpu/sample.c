@@ -18,13 +18,16 @@ static int by_prob_desc(const void *a, const void *b)
     return x->p < y->p ? 1 : x->p > y->p ? -1 : x->id - y->id;
 }
 
+/* The lowest id of the largest logit, or -1 when a logit is NaN or the largest is not finite. */
 static int argmax(const float *logits, int vocab)
 {
-    int best = 0;
-    for (int i = 1; i < vocab; i++)
+    int best = 0, nan = 0;
+    for (int i = 0; i < vocab; i++) {
+        nan |= isnan(logits[i]);
         if (logits[i] > logits[best])
             best = i;
-    return best;
+    }
+    return nan || !isfinite(logits[best]) ? -1 : best;
 }
 
 /* Scratch that grows to the largest vocabulary seen: the slot is called once per token. */
@@ -43,7 +46,7 @@ static candidate *grow(int vocab)
 int cpu_sample(const float *logits, int vocab, float temperature, float top_p, float u)
 {
     int best = argmax(logits, vocab);
-    if (temperature <= 0.0f)
+    if (best < 0 || temperature <= 0.0f)
         return best;
     float max = logits[best];
     candidate *c = grow(vocab);

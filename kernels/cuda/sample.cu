@@ -55,32 +55,41 @@ __global__ void argmax_part_kernel(const float *logits, int vocab, float *pv, in
     int per = (vocab + gridDim.x - 1) / gridDim.x, begin = blockIdx.x * per;
     int end = min(begin + per, vocab);
     float bv = -INFINITY;
-    int bi = -1; /* strided in increasing order: a strict > keeps the lowest id */
-    for (int i = begin + threadIdx.x; i < end; i += blockDim.x)
+    int bi = -1, nan = 0; /* strided in increasing order: a strict > keeps the lowest id */
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
+        nan |= isnan(logits[i]);
         if (bi < 0 || logits[i] > bv) {
             bv = logits[i];
             bi = i;
         }
+    }
+    nan = __syncthreads_or(nan);
     block_best(&bv, &bi);
     if (threadIdx.x == 0) {
-        pv[blockIdx.x] = bv;
+        pv[blockIdx.x] = nan ? NAN : bv;
         pi[blockIdx.x] = bi;
     }
 }
 
 /* The first largest of the N parts: its id in *BEST and its value in *MAX. */
+/* BEST[0]: the token; BEST[1]: 1 when a logit is NaN (a part's value is NaN then) or the largest
+ * is not finite. */
 __global__ void argmax_final_kernel(const float *pv, const int *pi, int n, int *best, float *max)
 {
     float bv = -INFINITY;
-    int bi = -1;
-    for (int b = threadIdx.x; b < n; b += blockDim.x)
+    int bi = -1, nan = 0;
+    for (int b = threadIdx.x; b < n; b += blockDim.x) {
+        nan |= pi[b] >= 0 && isnan(pv[b]);
         if (beats(pv[b], pi[b], bv, bi)) {
             bv = pv[b];
             bi = pi[b];
         }
+    }
+    nan = __syncthreads_or(nan);
     block_best(&bv, &bi);
     if (threadIdx.x == 0) {
-        *best = bi < 0 ? 0 : bi;
+        best[0] = bi < 0 ? 0 : bi;
+        best[1] = nan || !isfinite(bv);
         *max = bv;
     }
 }
@@ -177,7 +186,7 @@ extern "C" int cuda_sample(const float *logits, int vocab, float temperature, fl
         pick_kernel<<<1, PICK_THREADS>>>(token, cum, ids_sorted, vocab, top_p, u);
         cudaCheckLaunch("pick_kernel");
     }
-    int id = 0;
-    cudaCheck(cudaMemcpy(&id, token, sizeof id, cudaMemcpyDeviceToHost));
-    return id;
+    int got[2] = {0, 0}; /* the token, and whether the logits were not finite */
+    cudaCheck(cudaMemcpy(got, token, sizeof got, cudaMemcpyDeviceToHost));
+    return got[1] ? -1 : got[0];
 }

@@ -157,6 +157,28 @@ run_ranks_other_model)
   says "is not rank 0's"
   ! grep -q "weights: " "$tmp/err" || fail "the weights were loaded"
   ;;
+run_weights_not_finite)
+  # One NaN in a weight (the final norm's first value): every logit is NaN. No token is made up
+  # (argmax would give id 0 over and over); run and generate both fail and say why.
+  make_context 200
+  model_copy
+  python3 - "$tmp/model/model.safetensors" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))["model.norm.weight"]
+    assert t["dtype"] == "BF16"
+    f.seek(8 + n + t["data_offsets"][0])
+    f.write(struct.pack("<H", 0x7FC0))
+PY
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$tmp/model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 4 --json
+  says "logits are not finite (NaN or infinite) after 0 generated token(s)"
+  [[ ! -s "$tmp/out" ]] || fail "an answer was printed"
+  expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello" --max-new-tokens 4 --json
+  says "logits are not finite"
+  [[ ! -s "$tmp/out" ]] || fail "an answer was printed"
+  ;;
 run_context_from_stdin)
   make_context 100
   "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" \

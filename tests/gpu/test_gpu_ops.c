@@ -532,6 +532,37 @@ static void test_weight_upload(elem_type type, const char *name, size_t n)
     free(got);
 }
 
+/* Logits with a NaN (at either end, or mid-way in a block of the argmax), an infinite largest one,
+ * or all -inf: the GPU gives no token (-1), greedy or sampled, as the CPU does; a -inf among
+ * finite ones is a logit like another. */
+static void test_sample_not_finite(int vocab)
+{
+    float *l = malloc(sizeof(float) * vocab);
+    float *dl = gpu->alloc(sizeof(float) * vocab, "test logits");
+    int where[] = {0, 1, vocab / 3, vocab - 1}, cases = 0, wrong = 0;
+    for (int w = 0; w < 4; w++)
+        for (int kind = 0; kind < 4; kind++) {
+            for (int i = 0; i < vocab; i++)
+                l[i] = kind == 2 ? -INFINITY : uniform() * 4.0f;
+            if (kind < 2 || kind == 3)
+                l[where[w]] = kind == 0 ? NAN : kind == 1 ? INFINITY : -INFINITY;
+            gpu->to_device(dl, l, sizeof(float) * vocab);
+            for (int t = 0; t < 2; t++) {
+                float temp = t ? 0.8f : 0.0f, top = t ? 0.9f : 1.0f;
+                int want = cpu->sample(l, vocab, temp, top, 0.5f);
+                int got = gpu->sample(dl, vocab, temp, top, 0.5f);
+                wrong += got != want || (want < 0) != (kind < 3);
+                cases++;
+            }
+        }
+    char shape[64];
+    snprintf(shape, sizeof shape, "vocab %d, %d cases", vocab, cases);
+    failures += wrong != 0;
+    printf("%-16s %-40s %10d  %s\n", "sample nan/inf", shape, wrong, wrong ? "FAIL" : "ok");
+    gpu->free(dl);
+    free(l);
+}
+
 /* The sample slot: the GPU picks what the CPU picks from the same logits and draw, except where
  * the draw or the nucleus' edge falls within SAMPLE_GAP of the total mass of a boundary between
  * the two picks; those are counted and must stay rare. */
@@ -679,6 +710,8 @@ int main(int argc, char **argv)
     test_sample(128256, 30);
     test_sample(1000, 20);
     test_sample(50, 10); /* fewer logits than the argmax has blocks */
+    test_sample_not_finite(128256);
+    test_sample_not_finite(50);
     test_async_copies(32, 128);
     test_async_copies(1000, 64);
     test_weight_upload(ELEM_BF16, "bf16", 20000003); /* 16M values fill a staging buffer */
