@@ -1,6 +1,7 @@
 #include "runtime/global_attention.h"
 
 #include "runtime/kv_cache.h"
+#include "runtime/progress.h"
 
 size_t global_runner_bytes(const model_config *cfg, const backend *be, int capacity, int chunk)
 {
@@ -24,6 +25,8 @@ const float *global_prefill(global_runner *g, const int *ids, int n, int first_p
 {
     int pos[g->fs.n_max];
     const float *logits = NULL;
+    progress pr;
+    progress_start(&pr, "prefill", n);
     for (int start = 0; start < n; start += g->fs.n_max) {
         int len = n - start < g->fs.n_max ? n - start : g->fs.n_max;
         for (int i = 0; i < len; i++)
@@ -33,6 +36,7 @@ const float *global_prefill(global_runner *g, const int *ids, int n, int first_p
                              .logits = start + len == n ? FORWARD_LOGITS_LAST
                                                         : FORWARD_LOGITS_NONE};
         logits = forward(&g->fs, ids + start, pos, len, &args);
+        progress_add(&pr, len);
     }
     return logits;
 }

@@ -5,6 +5,7 @@
 
 #include "runtime/kv_cache.h"
 #include "runtime/mpi_check.h"
+#include "runtime/progress.h"
 #include "runtime/timer.h"
 
 static int tail_capacity(const star_plan *p, int max_tail)
@@ -73,7 +74,7 @@ int star_engine_active(const star_engine *e)
 /* Encodes tokens [from, from + n) of the context at their global positions into STORE, in
  * chunks, each attending to PREFIX (the anchor, or nothing) and causally to the block so far. */
 static void encode_span(star_engine *e, const int *ctx, int from, int n, const kv_span *prefix,
-                        kv_span *store)
+                        kv_span *store, progress *pr)
 {
     int chunk = e->o.chunk, self_from = store->rows;
     int *pos = mallocCheck(sizeof(int) * chunk, "positions");
@@ -84,6 +85,7 @@ static void encode_span(star_engine *e, const int *ctx, int from, int n, const k
         forward_args args = {.prefix = prefix, .n_prefix = prefix ? 1 : 0, .store = store,
                              .self_from = self_from, .logits = FORWARD_LOGITS_NONE};
         forward(&e->fs, ctx + from + start, pos, len, &args);
+        progress_add(pr, len);
     }
     free(pos);
 }
@@ -92,17 +94,24 @@ void star_phase1(star_engine *e, const int *ctx)
 {
     const star_plan *p = &e->plan;
     double t0 = timer_now(), last_log = t0;
+    /* Every rank tells how its own phase 1 goes when it takes long: the last ranks, which encode
+     * an anchor besides their blocks, finish after rank 0. */
+    long total = needs_anchor(p) ? p->anchor : 0;
+    for (int j = p->first_block; j < p->first_block + p->my_blocks; j++)
+        total += star_plan_block_len(p, j);
+    progress pr;
+    progress_start(&pr, "phase 1", total);
     if (needs_anchor(p))
-        encode_span(e, ctx, 0, p->anchor, NULL, &e->anchor);
+        encode_span(e, ctx, 0, p->anchor, NULL, &e->anchor, &pr);
     kv_span anchor = e->anchor;
     for (int j = p->first_block; j < p->first_block + p->my_blocks; j++) {
         int len = star_plan_block_len(p, j);
         if (j == 0) {
-            encode_span(e, ctx, 0, len, NULL, &e->kv);
+            encode_span(e, ctx, 0, len, NULL, &e->kv, &pr);
             anchor = e->kv; /* the anchor is block 0's start: same tokens, same positions */
             anchor.rows = p->anchor;
         } else {
-            encode_span(e, ctx, j * p->block, len, &anchor, &e->kv);
+            encode_span(e, ctx, j * p->block, len, &anchor, &e->kv, &pr);
         }
         double now = timer_now();
         int done = j - p->first_block + 1;
