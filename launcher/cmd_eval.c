@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "launcher/args.h"
@@ -48,6 +49,20 @@ static int parse(eval_opts *o, int argc, char **argv, si_error *err)
         return rc;
     if (!o->requests || !o->out)
         return si_error_set(err, "--requests IN.jsonl and --out OUT.jsonl are required");
+    return 0;
+}
+
+/* --out must not be --requests: each record appended would be read back as one more request, and
+ * the file would grow without end. Links are followed; an --out not yet made is fine. */
+static int check_out_path(const eval_opts *o, si_error *err)
+{
+    struct stat in, out;
+    if (stat(o->requests, &in) == 0 && stat(o->out, &out) == 0 && in.st_dev == out.st_dev &&
+        in.st_ino == out.st_ino)
+        return si_error_set(err,
+                            "--out '%s' is the same file as --requests '%s': the results would be "
+                            "read back as requests; give --out another file",
+                            o->out, o->requests);
     return 0;
 }
 
@@ -232,6 +247,9 @@ int cmd_eval(int argc, char **argv)
     eval_opts o;
     si_error err;
     int rc = parse(&o, argc, argv, &err);
+    /* Rank 0 alone reads the files: it checks them, and every rank learns its verdict. */
+    if (rc == 0 && !mpi_all_ok(mpi_rank() != 0 || check_out_path(&o, &err) == 0))
+        rc = -1;
     if (rc)
         return star_args_exit(rc, "eval", usage, &err);
     session s;

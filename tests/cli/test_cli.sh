@@ -314,6 +314,20 @@ eval_unreadable_requests)
     --out "$tmp/results.jsonl"
   says "--requests"; says "$tmp/none.jsonl"
   ;;
+eval_out_is_requests)
+  # --out the same file as --requests (itself, or through a link): refused before anything is
+  # appended, since each record would be read back as one more request and the file would grow
+  # without end.
+  echo '{"context": "kalo miren", "query": "Why?"}' >"$tmp/requests.jsonl"
+  cp "$tmp/requests.jsonl" "$tmp/before.jsonl"
+  ln -s requests.jsonl "$tmp/link.jsonl"
+  for out in "$tmp/requests.jsonl" "$tmp/link.jsonl"; do
+    expect 2 timeout 30 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" \
+      --requests "$tmp/requests.jsonl" --out "$out" --max-new-tokens 2
+    says "--out '$out' is the same file as --requests '$tmp/requests.jsonl'"
+    cmp -s "$tmp/requests.jsonl" "$tmp/before.jsonl" || fail "--requests was written to"
+  done
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
