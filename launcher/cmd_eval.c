@@ -167,16 +167,29 @@ done:
     return rc;
 }
 
+/* Opens --requests for reading; a directory opens too, and would read as an empty file. */
+static FILE *open_requests(const char *path, si_error *err)
+{
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (!f) {
+        si_error_set(err, "--requests: cannot open '%s': %s", path, strerror(errno));
+    } else if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        si_error_set(err, "--requests %s is a directory: give the JSONL file of requests", path);
+        fclose(f);
+        f = NULL;
+    }
+    return f;
+}
+
 /* Rank 0: reads requests, shares each with the other ranks, records results. */
 static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
 {
     si_error err;
     done_set done;
-    FILE *in = fopen(o->requests, "r");
+    FILE *in = open_requests(o->requests, &err);
     FILE *out = NULL;
-    if (!in)
-        si_error_set(&err, "--requests: cannot open '%s': %s", o->requests, strerror(errno));
-    else if (load_done(&done, o->out, &err) == 0 && !(out = fopen(o->out, "a")))
+    if (in && load_done(&done, o->out, &err) == 0 && !(out = fopen(o->out, "a")))
         si_error_set(&err, "--out: cannot open '%s' for appending: %s", o->out, strerror(errno));
     if (!in || !out) {
         fprintf(stderr, "starinfer eval: %s\n", err.msg);

@@ -328,6 +328,14 @@ eval_out_is_requests)
     cmp -s "$tmp/requests.jsonl" "$tmp/before.jsonl" || fail "--requests was written to"
   done
   ;;
+eval_requests_directory)
+  # A directory opens like a file and reads as no requests ("0 answered", exit 0): refused, with
+  # the exit code of a missing file.
+  mkdir "$tmp/requests"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests" \
+    --out "$tmp/results.jsonl"
+  says "--requests $tmp/requests is a directory"
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
