@@ -139,10 +139,11 @@ static void append_error(FILE *out, long line, const char *what)
 static int parse_request(const model *m, const eval_opts *o, const char *text, request_ids *r,
                          si_error *err)
 {
-    cJSON *j = cJSON_Parse(text);
+    /* The whole line is one object: text after it (whitespace aside) makes the line bad. */
+    cJSON *j = cJSON_ParseWithOpts(text, NULL, 1);
     int rc = -1;
     if (!cJSON_IsObject(j)) {
-        si_error_set(err, "not a JSON object");
+        si_error_set(err, "not a JSON object (or text follows it on the line)");
         goto done;
     }
     const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");

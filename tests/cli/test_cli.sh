@@ -336,6 +336,19 @@ eval_requests_directory)
     --out "$tmp/results.jsonl"
   says "--requests $tmp/requests is a directory"
   ;;
+eval_trailing_garbage)
+  # Text after a request's object makes its line bad; trailing whitespace (CRLF too) does not.
+  printf '%s\n' '{"context": "kalo miren tas", "query": "Why?"} trailing' \
+    '{"context": "kalo miren tas", "query": "Why?"}  '$'\r' >"$tmp/requests.jsonl"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+    --out "$tmp/results.jsonl" --max-new-tokens 2
+  says "requests.jsonl:1: not a JSON object"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "line 1 is not recorded as an error, or line 2 not answered"
+import json, sys
+recs = {r["line"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert sorted(recs) == [1, 2] and "error" in recs[1] and "answer" in recs[2], recs
+PY
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
