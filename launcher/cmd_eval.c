@@ -153,6 +153,12 @@ static int parse_request(const model *m, const eval_opts *o, const char *text, r
         si_error_set(err, "\"context\" and \"query\" must both be strings");
         goto done;
     }
+    /* Checked on the text: with a chat template, an empty context still encodes to its header. */
+    const char *empty = !*ctx->valuestring ? "context" : !*query->valuestring ? "query" : NULL;
+    if (empty) {
+        si_error_set(err, "the %s is empty: give some text in \"%s\"", empty, empty);
+        goto done;
+    }
     r->max_new_tokens = o->g.gen.max_new_tokens;
     if (mnt) {
         if (!cJSON_IsNumber(mnt) || mnt->valuedouble < 0 || mnt->valuedouble > (1 << 24) ||

@@ -349,6 +349,21 @@ recs = {r["line"]: r for r in map(json.loads, open(sys.argv[1]))}
 assert sorted(recs) == [1, 2] and "error" in recs[1] and "answer" in recs[2], recs
 PY
   ;;
+eval_empty_context)
+  # An empty context still encodes to the chat template's header, and was answered as a
+  # document: an error for its line, as for an empty query; the other lines are answered.
+  printf '%s\n' '{"context": "", "query": "Why?"}' '{"context": "kalo miren tas", "query": ""}' \
+    '{"context": "kalo miren tas", "query": "Why?"}' >"$tmp/requests.jsonl"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+    --out "$tmp/results.jsonl" --max-new-tokens 2
+  says "requests.jsonl:1: the context is empty"; says "requests.jsonl:2: the query is empty"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "lines 1 and 2 are not recorded as errors, or line 3 not answered"
+import json, sys
+recs = {r["line"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert sorted(recs) == [1, 2, 3] and "answer" in recs[3], recs
+assert "context is empty" in recs[1]["error"] and "query is empty" in recs[2]["error"], recs
+PY
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
