@@ -69,13 +69,34 @@ static int check_out_path(const eval_opts *o, si_error *err)
 /* Lines of the requests file already recorded in OUT (answered or reported as bad). A last line
  * cut short by an interruption is dropped from the file so that it is answered again. */
 typedef struct {
-    char *done; /* done[line] */
-    long size;
+    char *done; /* done[line], for lines 1..n_lines of the requests file */
+    long n_lines;
 } done_set;
 
-static int load_done(done_set *d, const char *path, si_error *err)
+/* One complete line of OUT, LINENO: a record names its request's line in "line". */
+static int read_record(done_set *d, const char *text, const char *path, long lineno, si_error *err)
 {
-    memset(d, 0, sizeof *d);
+    cJSON *rec = cJSON_Parse(text);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, "line");
+    int rc = 0;
+    /* Within range before the cast: a double beyond long's range does not convert. */
+    if (n && !(cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= d->n_lines &&
+               n->valuedouble == (long)n->valuedouble))
+        rc = si_error_set(err,
+                          "--out %s: line %ld: \"line\" must be a whole number from 1 to %ld (the "
+                          "lines of --requests); choose another --out file, or remove that line",
+                          path, lineno, d->n_lines);
+    else if (n)
+        d->done[(long)n->valuedouble] = 1;
+    cJSON_Delete(rec);
+    return rc;
+}
+
+/* Reads what OUT records of the N_LINES requests; an OUT not yet made records none. */
+static int load_done(done_set *d, const char *path, long n_lines, si_error *err)
+{
+    d->n_lines = n_lines;
+    d->done = callocCheck(n_lines + 1, 1, "the lines already answered");
     FILE *f = fopen(path, "r+");
     if (!f)
         return errno == ENOENT ? 0 : si_error_set(err, "--out: cannot open '%s': %s", path,
@@ -83,38 +104,37 @@ static int load_done(done_set *d, const char *path, si_error *err)
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long good_end = 0;
-    while ((len = getline(&line, &cap, f)) > 0) {
+    long good_end = 0, lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
         if (line[len - 1] != '\n')
             break; /* cut short: not a record */
         good_end = ftell(f);
-        cJSON *rec = cJSON_Parse(line);
-        cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, "line");
-        if (cJSON_IsNumber(n) && n->valueint > 0) {
-            if (n->valueint >= d->size) {
-                long size = 2 * n->valueint + 16;
-                char *grown = realloc(d->done, size);
-                if (!grown)
-                    si_fatal("out of memory reading '%s'", path);
-                d->done = grown;
-                memset(d->done + d->size, 0, size - d->size);
-                d->size = size;
-            }
-            d->done[n->valueint] = 1;
-        }
-        cJSON_Delete(rec);
+        rc = read_record(d, line, path, ++lineno, err);
     }
     free(line);
-    int rc = ftruncate(fileno(f), good_end);
+    if (rc == 0 && ftruncate(fileno(f), good_end) != 0)
+        rc = si_error_set(err, "--out: cannot truncate '%s': %s", path, strerror(errno));
     fclose(f);
-    if (rc != 0)
-        return si_error_set(err, "--out: cannot truncate '%s': %s", path, strerror(errno));
-    return 0;
+    return rc;
 }
 
 static int is_done(const done_set *d, long line)
 {
-    return line < d->size && d->done[line];
+    return line <= d->n_lines && d->done[line];
+}
+
+/* The lines of F, as eval_root reads them; F is rewound. */
+static long count_lines(FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    long n = 0;
+    while (getline(&line, &cap, f) > 0)
+        n++;
+    free(line);
+    rewind(f);
+    return n;
 }
 
 static void append_record(FILE *out, cJSON *rec)
@@ -193,16 +213,17 @@ static FILE *open_requests(const char *path, si_error *err)
 static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
 {
     si_error err;
-    done_set done;
+    done_set done = {0};
     FILE *in = open_requests(o->requests, &err);
     FILE *out = NULL;
-    if (in && load_done(&done, o->out, &err) == 0 && !(out = fopen(o->out, "a")))
+    if (in && load_done(&done, o->out, count_lines(in), &err) == 0 && !(out = fopen(o->out, "a")))
         si_error_set(&err, "--out: cannot open '%s' for appending: %s", o->out, strerror(errno));
     if (!in || !out) {
         fprintf(stderr, "starinfer eval: %s\n", err.msg);
         request_share(MPI_COMM_WORLD, REQUEST_END, &(request_ids){0});
         if (in)
             fclose(in);
+        free(done.done);
         return 1;
     }
     char *line = NULL;

@@ -364,6 +364,21 @@ assert sorted(recs) == [1, 2, 3] and "answer" in recs[3], recs
 assert "context is empty" in recs[1]["error"] and "query is empty" in recs[2]["error"], recs
 PY
   ;;
+eval_out_bad_line_number)
+  # A record of --out names a request line that --requests does not have (huge numbers crashed
+  # rank 0), or one that is not a whole number: refused, naming the --out line, and the file kept.
+  printf '%s\n' '{"context": "kalo miren tas", "query": "Why?"}' \
+    '{"context": "quil ne sar", "query": "Why?"}' >"$tmp/requests.jsonl"
+  for n in 1e15 2000000000 3.7 3 0 '"1"'; do
+    printf '%s\n' '{"line": 1, "answer": "vo"}' "{\"line\": $n, \"answer\": \"vo\"}" >"$tmp/results.jsonl"
+    cp "$tmp/results.jsonl" "$tmp/before.jsonl"
+    expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+      --out "$tmp/results.jsonl" --max-new-tokens 2
+    says "--out $tmp/results.jsonl: line 2: \"line\" must be a whole number from 1 to 2"
+    says "remove that line"
+    cmp -s "$tmp/results.jsonl" "$tmp/before.jsonl" || fail "--out was changed (\"line\": $n)"
+  done
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
