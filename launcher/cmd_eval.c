@@ -67,29 +67,51 @@ static int check_out_path(const eval_opts *o, si_error *err)
 }
 
 /* Lines of the requests file already recorded in OUT (answered or reported as bad). A last line
- * cut short by an interruption is dropped from the file so that it is answered again. */
+ * cut short by an interruption is dropped from the file so that it is answered again; any other
+ * line that is not one of our records means that OUT is not our file, and it is left alone. */
 typedef struct {
     char *done; /* done[line], for lines 1..n_lines of the requests file */
     long n_lines;
 } done_set;
 
-/* One complete line of OUT, LINENO: a record names its request's line in "line". */
+static int not_a_result(const char *path, long lineno, si_error *err)
+{
+    return si_error_set(err, "--out %s: line %ld is not a starinfer result; choose another file",
+                        path, lineno);
+}
+
+/* One complete line of OUT, LINENO: a record names its request's line in "line", a whole number
+ * (checked within range before the cast: a double beyond long's range does not convert). */
 static int read_record(done_set *d, const char *text, const char *path, long lineno, si_error *err)
 {
-    cJSON *rec = cJSON_Parse(text);
+    cJSON *rec = cJSON_ParseWithOpts(text, NULL, 1);
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, "line");
     int rc = 0;
-    /* Within range before the cast: a double beyond long's range does not convert. */
-    if (n && !(cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= d->n_lines &&
+    if (!cJSON_IsObject(rec) || !n)
+        rc = not_a_result(path, lineno, err);
+    else if (!(cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= d->n_lines &&
                n->valuedouble == (long)n->valuedouble))
         rc = si_error_set(err,
                           "--out %s: line %ld: \"line\" must be a whole number from 1 to %ld (the "
                           "lines of --requests); choose another --out file, or remove that line",
                           path, lineno, d->n_lines);
-    else if (n)
+    else
         d->done[(long)n->valuedouble] = 1;
     cJSON_Delete(rec);
     return rc;
+}
+
+/* Whether TEXT (LEN bytes, no newline) is a record cut short: it begins as records begin, those
+ * of an answer (report_json) or of an error (append_error), or is the start of one. */
+static int is_cut_record(const char *text, size_t len)
+{
+    static const char *const starts[] = {"{\"answer\":", "{\"line\":"};
+    for (size_t i = 0; i < sizeof starts / sizeof *starts; i++) {
+        size_t n = strlen(starts[i]);
+        if (!strncmp(text, starts[i], len < n ? len : n))
+            return 1;
+    }
+    return 0;
 }
 
 /* Reads what OUT records of the N_LINES requests; an OUT not yet made records none. */
@@ -107,10 +129,15 @@ static int load_done(done_set *d, const char *path, long n_lines, si_error *err)
     long good_end = 0, lineno = 0;
     int rc = 0;
     while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] != '\n')
-            break; /* cut short: not a record */
+        lineno++;
+        if (line[len - 1] != '\n') {
+            if (!is_cut_record(line, len))
+                rc = not_a_result(path, lineno, err);
+            break;
+        }
         good_end = ftell(f);
-        rc = read_record(d, line, path, ++lineno, err);
+        if (strspn(line, " \t\r\n") < (size_t)len)
+            rc = read_record(d, line, path, lineno, err);
     }
     free(line);
     if (rc == 0 && ftruncate(fileno(f), good_end) != 0)

@@ -379,6 +379,26 @@ eval_out_bad_line_number)
     cmp -s "$tmp/results.jsonl" "$tmp/before.jsonl" || fail "--out was changed (\"line\": $n)"
   done
   ;;
+eval_out_not_results)
+  # --out names a file that is not eval's (notes; a JSON line without "line"; results followed by
+  # an unfinished line that no record begins with): refused, and the file left as it was. It was
+  # cut at its last newline and the results appended to it.
+  echo '{"context": "kalo miren tas", "query": "Why?"}' >"$tmp/requests.jsonl"
+  # refused FILE LINE: eval refuses FILE as --out, naming its LINE, and leaves it as it was.
+  refused() {
+    cp "$1" "$tmp/before.txt"
+    expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+      --out "$1" --max-new-tokens 2
+    says "--out $1: line $2 is not a starinfer result; choose another file"
+    cmp -s "$1" "$tmp/before.txt" || fail "$1 was changed"
+  }
+  printf 'my notes\nmore notes\nunfinished' >"$tmp/notes.txt"
+  refused "$tmp/notes.txt" 1
+  printf '{"note": "vo"}\n' >"$tmp/notes.jsonl"
+  refused "$tmp/notes.jsonl" 1
+  printf '{"line": 1, "answer": "vo"}\n\nunfinished' >"$tmp/results.jsonl"
+  refused "$tmp/results.jsonl" 3
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
