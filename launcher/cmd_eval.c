@@ -20,8 +20,9 @@ static const char *usage =
     "usage: mpirun -np R starinfer eval --model DIR --requests IN.jsonl --out OUT.jsonl "
     "[options]\n"
     "Answers each line {\"context\", \"query\", \"max_new_tokens\"} of IN.jsonl and appends one "
-    "result\nper line to OUT.jsonl (\"line\" names the request's line); lines already answered in "
-    "OUT.jsonl are skipped.\n" STAR_FLAGS_HELP GEN_FLAGS_HELP;
+    "result\nper line to OUT.jsonl (\"line\" names the request's line). Run again, it skips the "
+    "lines already\nanswered in OUT.jsonl and tries again those recorded there as "
+    "errors.\n" STAR_FLAGS_HELP GEN_FLAGS_HELP;
 
 typedef struct {
     star_flags s;
@@ -66,11 +67,14 @@ static int check_out_path(const eval_opts *o, si_error *err)
     return 0;
 }
 
-/* Lines of the requests file already recorded in OUT (answered or reported as bad). A last line
- * cut short by an interruption is dropped from the file so that it is answered again; any other
- * line that is not one of our records means that OUT is not our file, and it is left alone. */
+/* Lines of the requests file already recorded in OUT, answered or failed ("error"); a line
+ * recorded twice (failed, then answered when tried again) is what its later record says. A last
+ * line cut short by an interruption is dropped from the file so that it is answered again; any
+ * other line that is not a record of ours means that OUT is not our file: it is left alone. */
+enum { LINE_NEW, LINE_ANSWERED, LINE_FAILED };
+
 typedef struct {
-    char *done; /* done[line], for lines 1..n_lines of the requests file */
+    char *state; /* state[line], a LINE_ value, for lines 1..n_lines of the requests file */
     long n_lines;
 } done_set;
 
@@ -96,7 +100,8 @@ static int read_record(done_set *d, const char *text, const char *path, long lin
                           "lines of --requests); choose another --out file, or remove that line",
                           path, lineno, d->n_lines);
     else
-        d->done[(long)n->valuedouble] = 1;
+        d->state[(long)n->valuedouble] =
+            cJSON_GetObjectItemCaseSensitive(rec, "error") ? LINE_FAILED : LINE_ANSWERED;
     cJSON_Delete(rec);
     return rc;
 }
@@ -118,7 +123,7 @@ static int is_cut_record(const char *text, size_t len)
 static int load_done(done_set *d, const char *path, long n_lines, si_error *err)
 {
     d->n_lines = n_lines;
-    d->done = callocCheck(n_lines + 1, 1, "the lines already answered");
+    d->state = callocCheck(n_lines + 1, 1, "the lines already answered");
     FILE *f = fopen(path, "r+");
     if (!f)
         return errno == ENOENT ? 0 : si_error_set(err, "--out: cannot open '%s': %s", path,
@@ -146,9 +151,9 @@ static int load_done(done_set *d, const char *path, long n_lines, si_error *err)
     return rc;
 }
 
-static int is_done(const done_set *d, long line)
+static int line_state(const done_set *d, long line)
 {
-    return line <= d->n_lines && d->done[line];
+    return line <= d->n_lines ? d->state[line] : LINE_NEW;
 }
 
 /* The lines of F, as eval_root reads them; F is rewound. */
@@ -250,16 +255,18 @@ static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
         request_share(MPI_COMM_WORLD, REQUEST_END, &(request_ids){0});
         if (in)
             fclose(in);
-        free(done.done);
+        free(done.state);
         return 1;
     }
     char *line = NULL;
     size_t cap = 0;
-    long lineno = 0, answered = 0, failed = 0;
+    long lineno = 0, answered = 0, failed = 0, retried = 0;
     while (getline(&line, &cap, in) > 0) {
         lineno++;
-        if (strspn(line, " \t\r\n") == strlen(line) || is_done(&done, lineno))
+        int state = line_state(&done, lineno);
+        if (strspn(line, " \t\r\n") == strlen(line) || state == LINE_ANSWERED)
             continue;
+        retried += state == LINE_FAILED;
         request_ids r = {0};
         if (parse_request(m, o, line, &r, &err) != 0) {
             fprintf(stderr, "starinfer eval: %s:%ld: %s\n", o->requests, lineno, err.msg);
@@ -286,9 +293,11 @@ static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
         request_ids_free(&r);
     }
     request_share(MPI_COMM_WORLD, REQUEST_END, &(request_ids){0});
-    si_log("eval: %ld answered, %ld failed, results in %s", answered, failed, o->out);
+    si_log("eval: %ld answered, %ld failed, %ld of those retried after an earlier error; results "
+           "in %s",
+           answered, failed, retried, o->out);
     free(line);
-    free(done.done);
+    free(done.state);
     fclose(in);
     fclose(out);
     return failed ? 1 : 0;

@@ -399,6 +399,26 @@ eval_out_not_results)
   printf '{"line": 1, "answer": "vo"}\n\nunfinished' >"$tmp/results.jsonl"
   refused "$tmp/results.jsonl" 3
   ;;
+eval_resume_retries_errors)
+  # A first run whose flag fails line 2 (more new tokens than the model has positions), then one
+  # with the flag fixed: line 2 is tried again and answered, line 1 is not asked again, and the
+  # summary says so. Errors were counted as done: "0 answered, 0 failed", exit 0.
+  printf '%s\n' '{"context": "kalo miren tas", "query": "Why?", "max_new_tokens": 2}' \
+    '{"context": "quil ne sar", "query": "Why?"}' >"$tmp/requests.jsonl"
+  args=(eval --model "$model" --requests "$tmp/requests.jsonl" --out "$tmp/results.jsonl")
+  expect 1 "${mpirun[@]}" -np 2 "$bin" "${args[@]}" --max-new-tokens 5000
+  says "requests.jsonl:2:"; says "1 answered, 1 failed, 0 of those retried"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" "${args[@]}" --max-new-tokens 2
+  says "1 answered, 0 failed, 1 of those retried after an earlier error"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" "${args[@]}" --max-new-tokens 2
+  says "0 answered, 0 failed, 0 of those retried"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "the results are not line 1, line 2 failed, line 2 answered"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["line"] for r in recs] == [1, 2, 2], recs
+assert "answer" in recs[0] and "error" in recs[1] and "answer" in recs[2], recs
+PY
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
