@@ -226,18 +226,21 @@ done:
     return rc;
 }
 
-/* Opens --requests for reading; a directory opens too, and would read as an empty file. */
+/* Opens --requests for reading. It must be a regular file: a directory opens too, and would read
+ * as an empty file; a pipe could not be read again once its lines are counted (count_lines), and
+ * one without a writer would never open. */
 static FILE *open_requests(const char *path, si_error *err)
 {
-    FILE *f = fopen(path, "r");
     struct stat st;
-    if (!f) {
-        si_error_set(err, "--requests: cannot open '%s': %s", path, strerror(errno));
-    } else if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        si_error_set(err, "--requests %s is a directory: give the JSONL file of requests", path);
-        fclose(f);
-        f = NULL;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        si_error_set(err, "--requests %s is %s: give the JSONL file of requests", path,
+                     S_ISDIR(st.st_mode) ? "a directory"
+                                         : "not a regular file (eval reads it twice)");
+        return NULL;
     }
+    FILE *f = fopen(path, "r");
+    if (!f)
+        si_error_set(err, "--requests: cannot open '%s': %s", path, strerror(errno));
     return f;
 }
 

@@ -335,6 +335,13 @@ eval_requests_directory)
   expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests" \
     --out "$tmp/results.jsonl"
   says "--requests $tmp/requests is a directory"
+  # A named pipe is refused too, before it is opened (with no writer, opening it never ends): its
+  # lines are counted first (to check --out's records against them), and it could not be read
+  # again.
+  mkfifo "$tmp/fifo"
+  expect 1 timeout 60 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/fifo" \
+    --out "$tmp/results.jsonl"
+  says "--requests $tmp/fifo is not a regular file"
   ;;
 eval_trailing_garbage)
   # Text after a request's object makes its line bad; trailing whitespace (CRLF too) does not.
