@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "launcher/args.h"
@@ -19,8 +20,9 @@ static const char *usage =
     "usage: mpirun -np R starinfer eval --model DIR --requests IN.jsonl --out OUT.jsonl "
     "[options]\n"
     "Answers each line {\"context\", \"query\", \"max_new_tokens\"} of IN.jsonl and appends one "
-    "result\nper line to OUT.jsonl (\"line\" names the request's line); lines already answered in "
-    "OUT.jsonl are skipped.\n" STAR_FLAGS_HELP GEN_FLAGS_HELP;
+    "result\nper line to OUT.jsonl (\"line\" names the request's line). Run again, it skips the "
+    "lines already\nanswered in OUT.jsonl and tries again those recorded there as "
+    "errors.\n" STAR_FLAGS_HELP GEN_FLAGS_HELP;
 
 typedef struct {
     star_flags s;
@@ -51,16 +53,77 @@ static int parse(eval_opts *o, int argc, char **argv, si_error *err)
     return 0;
 }
 
-/* Lines of the requests file already recorded in OUT (answered or reported as bad). A last line
- * cut short by an interruption is dropped from the file so that it is answered again. */
+/* --out must not be --requests: each record appended would be read back as one more request, and
+ * the file would grow without end. Links are followed; an --out not yet made is fine. */
+static int check_out_path(const eval_opts *o, si_error *err)
+{
+    struct stat in, out;
+    if (stat(o->requests, &in) == 0 && stat(o->out, &out) == 0 && in.st_dev == out.st_dev &&
+        in.st_ino == out.st_ino)
+        return si_error_set(err,
+                            "--out '%s' is the same file as --requests '%s': the results would be "
+                            "read back as requests; give --out another file",
+                            o->out, o->requests);
+    return 0;
+}
+
+/* Lines of the requests file already recorded in OUT, answered or failed ("error"); a line
+ * recorded twice (failed, then answered when tried again) is what its later record says. A last
+ * line cut short by an interruption is dropped from the file so that it is answered again; any
+ * other line that is not a record of ours means that OUT is not our file: it is left alone. */
+enum { LINE_NEW, LINE_ANSWERED, LINE_FAILED };
+
 typedef struct {
-    char *done; /* done[line] */
-    long size;
+    char *state; /* state[line], a LINE_ value, for lines 1..n_lines of the requests file */
+    long n_lines;
 } done_set;
 
-static int load_done(done_set *d, const char *path, si_error *err)
+static int not_a_result(const char *path, long lineno, si_error *err)
 {
-    memset(d, 0, sizeof *d);
+    return si_error_set(err, "--out %s: line %ld is not a starinfer result; choose another file",
+                        path, lineno);
+}
+
+/* One complete line of OUT, LINENO: a record names its request's line in "line", a whole number
+ * (checked within range before the cast: a double beyond long's range does not convert). */
+static int read_record(done_set *d, const char *text, const char *path, long lineno, si_error *err)
+{
+    cJSON *rec = cJSON_ParseWithOpts(text, NULL, 1);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, "line");
+    int rc = 0;
+    if (!cJSON_IsObject(rec) || !n)
+        rc = not_a_result(path, lineno, err);
+    else if (!(cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= d->n_lines &&
+               n->valuedouble == (long)n->valuedouble))
+        rc = si_error_set(err,
+                          "--out %s: line %ld: \"line\" must be a whole number from 1 to %ld (the "
+                          "lines of --requests); choose another --out file, or remove that line",
+                          path, lineno, d->n_lines);
+    else
+        d->state[(long)n->valuedouble] =
+            cJSON_GetObjectItemCaseSensitive(rec, "error") ? LINE_FAILED : LINE_ANSWERED;
+    cJSON_Delete(rec);
+    return rc;
+}
+
+/* Whether TEXT (LEN bytes, no newline) is a record cut short: it begins as records begin, those
+ * of an answer (report_json) or of an error (append_error), or is the start of one. */
+static int is_cut_record(const char *text, size_t len)
+{
+    static const char *const starts[] = {"{\"answer\":", "{\"line\":"};
+    for (size_t i = 0; i < sizeof starts / sizeof *starts; i++) {
+        size_t n = strlen(starts[i]);
+        if (!strncmp(text, starts[i], len < n ? len : n))
+            return 1;
+    }
+    return 0;
+}
+
+/* Reads what OUT records of the N_LINES requests; an OUT not yet made records none. */
+static int load_done(done_set *d, const char *path, long n_lines, si_error *err)
+{
+    d->n_lines = n_lines;
+    d->state = callocCheck(n_lines + 1, 1, "the lines already answered");
     FILE *f = fopen(path, "r+");
     if (!f)
         return errno == ENOENT ? 0 : si_error_set(err, "--out: cannot open '%s': %s", path,
@@ -68,38 +131,42 @@ static int load_done(done_set *d, const char *path, si_error *err)
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long good_end = 0;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] != '\n')
-            break; /* cut short: not a record */
-        good_end = ftell(f);
-        cJSON *rec = cJSON_Parse(line);
-        cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, "line");
-        if (cJSON_IsNumber(n) && n->valueint > 0) {
-            if (n->valueint >= d->size) {
-                long size = 2 * n->valueint + 16;
-                char *grown = realloc(d->done, size);
-                if (!grown)
-                    si_fatal("out of memory reading '%s'", path);
-                d->done = grown;
-                memset(d->done + d->size, 0, size - d->size);
-                d->size = size;
-            }
-            d->done[n->valueint] = 1;
+    long good_end = 0, lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (line[len - 1] != '\n') {
+            if (!is_cut_record(line, len))
+                rc = not_a_result(path, lineno, err);
+            break;
         }
-        cJSON_Delete(rec);
+        good_end = ftell(f);
+        if (strspn(line, " \t\r\n") < (size_t)len)
+            rc = read_record(d, line, path, lineno, err);
     }
     free(line);
-    int rc = ftruncate(fileno(f), good_end);
+    if (rc == 0 && ftruncate(fileno(f), good_end) != 0)
+        rc = si_error_set(err, "--out: cannot truncate '%s': %s", path, strerror(errno));
     fclose(f);
-    if (rc != 0)
-        return si_error_set(err, "--out: cannot truncate '%s': %s", path, strerror(errno));
-    return 0;
+    return rc;
 }
 
-static int is_done(const done_set *d, long line)
+static int line_state(const done_set *d, long line)
 {
-    return line < d->size && d->done[line];
+    return line <= d->n_lines ? d->state[line] : LINE_NEW;
+}
+
+/* The lines of F, as eval_root reads them; F is rewound. */
+static long count_lines(FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    long n = 0;
+    while (getline(&line, &cap, f) > 0)
+        n++;
+    free(line);
+    rewind(f);
+    return n;
 }
 
 static void append_record(FILE *out, cJSON *rec)
@@ -124,10 +191,11 @@ static void append_error(FILE *out, long line, const char *what)
 static int parse_request(const model *m, const eval_opts *o, const char *text, request_ids *r,
                          si_error *err)
 {
-    cJSON *j = cJSON_Parse(text);
+    /* The whole line is one object: text after it (whitespace aside) makes the line bad. */
+    cJSON *j = cJSON_ParseWithOpts(text, NULL, 1);
     int rc = -1;
     if (!cJSON_IsObject(j)) {
-        si_error_set(err, "not a JSON object");
+        si_error_set(err, "not a JSON object (or text follows it on the line)");
         goto done;
     }
     const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
@@ -135,6 +203,12 @@ static int parse_request(const model *m, const eval_opts *o, const char *text, r
     const cJSON *mnt = cJSON_GetObjectItemCaseSensitive(j, "max_new_tokens");
     if (!cJSON_IsString(ctx) || !cJSON_IsString(query)) {
         si_error_set(err, "\"context\" and \"query\" must both be strings");
+        goto done;
+    }
+    /* Checked on the text: with a chat template, an empty context still encodes to its header. */
+    const char *empty = !*ctx->valuestring ? "context" : !*query->valuestring ? "query" : NULL;
+    if (empty) {
+        si_error_set(err, "the %s is empty: give some text in \"%s\"", empty, empty);
         goto done;
     }
     r->max_new_tokens = o->g.gen.max_new_tokens;
@@ -152,31 +226,50 @@ done:
     return rc;
 }
 
+/* Opens --requests for reading. It must be a regular file: a directory opens too, and would read
+ * as an empty file; a pipe could not be read again once its lines are counted (count_lines), and
+ * one without a writer would never open. */
+static FILE *open_requests(const char *path, si_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        si_error_set(err, "--requests %s is %s: give the JSONL file of requests", path,
+                     S_ISDIR(st.st_mode) ? "a directory"
+                                         : "not a regular file (eval reads it twice)");
+        return NULL;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f)
+        si_error_set(err, "--requests: cannot open '%s': %s", path, strerror(errno));
+    return f;
+}
+
 /* Rank 0: reads requests, shares each with the other ranks, records results. */
 static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
 {
     si_error err;
-    done_set done;
-    FILE *in = fopen(o->requests, "r");
+    done_set done = {0};
+    FILE *in = open_requests(o->requests, &err);
     FILE *out = NULL;
-    if (!in)
-        si_error_set(&err, "--requests: cannot open '%s': %s", o->requests, strerror(errno));
-    else if (load_done(&done, o->out, &err) == 0 && !(out = fopen(o->out, "a")))
+    if (in && load_done(&done, o->out, count_lines(in), &err) == 0 && !(out = fopen(o->out, "a")))
         si_error_set(&err, "--out: cannot open '%s' for appending: %s", o->out, strerror(errno));
     if (!in || !out) {
         fprintf(stderr, "starinfer eval: %s\n", err.msg);
         request_share(MPI_COMM_WORLD, REQUEST_END, &(request_ids){0});
         if (in)
             fclose(in);
+        free(done.state);
         return 1;
     }
     char *line = NULL;
     size_t cap = 0;
-    long lineno = 0, answered = 0, failed = 0;
+    long lineno = 0, answered = 0, failed = 0, retried = 0;
     while (getline(&line, &cap, in) > 0) {
         lineno++;
-        if (strspn(line, " \t\r\n") == strlen(line) || is_done(&done, lineno))
+        int state = line_state(&done, lineno);
+        if (strspn(line, " \t\r\n") == strlen(line) || state == LINE_ANSWERED)
             continue;
+        retried += state == LINE_FAILED;
         request_ids r = {0};
         if (parse_request(m, o, line, &r, &err) != 0) {
             fprintf(stderr, "starinfer eval: %s:%ld: %s\n", o->requests, lineno, err.msg);
@@ -203,9 +296,11 @@ static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
         request_ids_free(&r);
     }
     request_share(MPI_COMM_WORLD, REQUEST_END, &(request_ids){0});
-    si_log("eval: %ld answered, %ld failed, results in %s", answered, failed, o->out);
+    si_log("eval: %ld answered, %ld failed, %ld of those retried after an earlier error; results "
+           "in %s",
+           answered, failed, retried, o->out);
     free(line);
-    free(done.done);
+    free(done.state);
     fclose(in);
     fclose(out);
     return failed ? 1 : 0;
@@ -232,6 +327,9 @@ int cmd_eval(int argc, char **argv)
     eval_opts o;
     si_error err;
     int rc = star_args_agree(parse(&o, argc, argv, &err), argc, argv, &err);
+    /* Rank 0 alone reads the files: it checks them, and every rank learns its verdict. */
+    if (rc == 0 && !mpi_all_ok(mpi_rank() != 0 || check_out_path(&o, &err) == 0))
+        rc = -1;
     if (rc)
         return star_args_exit(rc, "eval", usage, &err);
     session s;

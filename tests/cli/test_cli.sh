@@ -359,6 +359,118 @@ eval_unreadable_requests)
     --out "$tmp/results.jsonl"
   says "--requests"; says "$tmp/none.jsonl"
   ;;
+eval_out_is_requests)
+  # --out the same file as --requests (itself, or through a link): refused before anything is
+  # appended, since each record would be read back as one more request and the file would grow
+  # without end.
+  echo '{"context": "kalo miren", "query": "Why?"}' >"$tmp/requests.jsonl"
+  cp "$tmp/requests.jsonl" "$tmp/before.jsonl"
+  ln -s requests.jsonl "$tmp/link.jsonl"
+  for out in "$tmp/requests.jsonl" "$tmp/link.jsonl"; do
+    expect 2 timeout 30 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" \
+      --requests "$tmp/requests.jsonl" --out "$out" --max-new-tokens 2
+    says "--out '$out' is the same file as --requests '$tmp/requests.jsonl'"
+    cmp -s "$tmp/requests.jsonl" "$tmp/before.jsonl" || fail "--requests was written to"
+  done
+  ;;
+eval_requests_directory)
+  # A directory opens like a file and reads as no requests ("0 answered", exit 0): refused, with
+  # the exit code of a missing file.
+  mkdir "$tmp/requests"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests" \
+    --out "$tmp/results.jsonl"
+  says "--requests $tmp/requests is a directory"
+  # A named pipe is refused too, before it is opened (with no writer, opening it never ends): its
+  # lines are counted first (to check --out's records against them), and it could not be read
+  # again.
+  mkfifo "$tmp/fifo"
+  expect 1 timeout 60 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/fifo" \
+    --out "$tmp/results.jsonl"
+  says "--requests $tmp/fifo is not a regular file"
+  ;;
+eval_trailing_garbage)
+  # Text after a request's object makes its line bad; trailing whitespace (CRLF too) does not.
+  printf '%s\n' '{"context": "kalo miren tas", "query": "Why?"} trailing' \
+    '{"context": "kalo miren tas", "query": "Why?"}  '$'\r' >"$tmp/requests.jsonl"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+    --out "$tmp/results.jsonl" --max-new-tokens 2
+  says "requests.jsonl:1: not a JSON object"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "line 1 is not recorded as an error, or line 2 not answered"
+import json, sys
+recs = {r["line"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert sorted(recs) == [1, 2] and "error" in recs[1] and "answer" in recs[2], recs
+PY
+  ;;
+eval_empty_context)
+  # An empty context still encodes to the chat template's header, and was answered as a
+  # document: an error for its line, as for an empty query; the other lines are answered.
+  printf '%s\n' '{"context": "", "query": "Why?"}' '{"context": "kalo miren tas", "query": ""}' \
+    '{"context": "kalo miren tas", "query": "Why?"}' >"$tmp/requests.jsonl"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+    --out "$tmp/results.jsonl" --max-new-tokens 2
+  says "requests.jsonl:1: the context is empty"; says "requests.jsonl:2: the query is empty"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "lines 1 and 2 are not recorded as errors, or line 3 not answered"
+import json, sys
+recs = {r["line"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert sorted(recs) == [1, 2, 3] and "answer" in recs[3], recs
+assert "context is empty" in recs[1]["error"] and "query is empty" in recs[2]["error"], recs
+PY
+  ;;
+eval_out_bad_line_number)
+  # A record of --out names a request line that --requests does not have (huge numbers crashed
+  # rank 0), or one that is not a whole number: refused, naming the --out line, and the file kept.
+  printf '%s\n' '{"context": "kalo miren tas", "query": "Why?"}' \
+    '{"context": "quil ne sar", "query": "Why?"}' >"$tmp/requests.jsonl"
+  for n in 1e15 2000000000 3.7 3 0 '"1"'; do
+    printf '%s\n' '{"line": 1, "answer": "vo"}' "{\"line\": $n, \"answer\": \"vo\"}" >"$tmp/results.jsonl"
+    cp "$tmp/results.jsonl" "$tmp/before.jsonl"
+    expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+      --out "$tmp/results.jsonl" --max-new-tokens 2
+    says "--out $tmp/results.jsonl: line 2: \"line\" must be a whole number from 1 to 2"
+    says "remove that line"
+    cmp -s "$tmp/results.jsonl" "$tmp/before.jsonl" || fail "--out was changed (\"line\": $n)"
+  done
+  ;;
+eval_out_not_results)
+  # --out names a file that is not eval's (notes; a JSON line without "line"; results followed by
+  # an unfinished line that no record begins with): refused, and the file left as it was. It was
+  # cut at its last newline and the results appended to it.
+  echo '{"context": "kalo miren tas", "query": "Why?"}' >"$tmp/requests.jsonl"
+  # refused FILE LINE: eval refuses FILE as --out, naming its LINE, and leaves it as it was.
+  refused() {
+    cp "$1" "$tmp/before.txt"
+    expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
+      --out "$1" --max-new-tokens 2
+    says "--out $1: line $2 is not a starinfer result; choose another file"
+    cmp -s "$1" "$tmp/before.txt" || fail "$1 was changed"
+  }
+  printf 'my notes\nmore notes\nunfinished' >"$tmp/notes.txt"
+  refused "$tmp/notes.txt" 1
+  printf '{"note": "vo"}\n' >"$tmp/notes.jsonl"
+  refused "$tmp/notes.jsonl" 1
+  printf '{"line": 1, "answer": "vo"}\n\nunfinished' >"$tmp/results.jsonl"
+  refused "$tmp/results.jsonl" 3
+  ;;
+eval_resume_retries_errors)
+  # A first run whose flag fails line 2 (more new tokens than the model has positions), then one
+  # with the flag fixed: line 2 is tried again and answered, line 1 is not asked again, and the
+  # summary says so. Errors were counted as done: "0 answered, 0 failed", exit 0.
+  printf '%s\n' '{"context": "kalo miren tas", "query": "Why?", "max_new_tokens": 2}' \
+    '{"context": "quil ne sar", "query": "Why?"}' >"$tmp/requests.jsonl"
+  args=(eval --model "$model" --requests "$tmp/requests.jsonl" --out "$tmp/results.jsonl")
+  expect 1 "${mpirun[@]}" -np 2 "$bin" "${args[@]}" --max-new-tokens 5000
+  says "requests.jsonl:2:"; says "1 answered, 1 failed, 0 of those retried"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" "${args[@]}" --max-new-tokens 2
+  says "1 answered, 0 failed, 1 of those retried after an earlier error"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" "${args[@]}" --max-new-tokens 2
+  says "0 answered, 0 failed, 0 of those retried"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "the results are not line 1, line 2 failed, line 2 answered"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["line"] for r in recs] == [1, 2, 2], recs
+assert "answer" in recs[0] and "error" in recs[1] and "answer" in recs[2], recs
+PY
+  ;;
 bench_star_np2_json)
   expect 0 "${mpirun[@]}" -np 2 "$bin" bench --shape tiny --lengths 128,256 --block-size 64 \
     --anchor-size 32,64 --repeat 2 --query-tokens 8 --decode-tokens 4 --sustained 1 \
