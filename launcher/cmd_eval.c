@@ -264,14 +264,20 @@ static int eval_root(const model *m, const eval_opts *o, request_opts *ro)
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, answered = 0, failed = 0, retried = 0;
-    while (getline(&line, &cap, in) > 0) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) > 0) {
         lineno++;
         int state = line_state(&done, lineno);
         if (strspn(line, " \t\r\n") == strlen(line) || state == LINE_ANSWERED)
             continue;
         retried += state == LINE_FAILED;
         request_ids r = {0};
-        if (parse_request(m, o, line, &r, &err) != 0) {
+        /* A NUL would end the text where JSON parsing stops, and hide the rest of the line. */
+        int nul = memchr(line, 0, (size_t)len) != NULL;
+        if (nul)
+            si_error_set(&err, "a NUL byte at offset %zu of the line (a binary file?)",
+                         strlen(line));
+        if (nul || parse_request(m, o, line, &r, &err) != 0) {
             fprintf(stderr, "starinfer eval: %s:%ld: %s\n", o->requests, lineno, err.msg);
             append_error(out, lineno, err.msg);
             request_ids_free(&r);

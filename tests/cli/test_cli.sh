@@ -389,16 +389,20 @@ eval_requests_directory)
   says "--requests $tmp/fifo is not a regular file"
   ;;
 eval_trailing_garbage)
-  # Text after a request's object makes its line bad; trailing whitespace (CRLF too) does not.
+  # Text after a request's object makes its line bad, as does text hidden behind a NUL byte;
+  # trailing whitespace (CRLF too) does not.
   printf '%s\n' '{"context": "kalo miren tas", "query": "Why?"} trailing' \
     '{"context": "kalo miren tas", "query": "Why?"}  '$'\r' >"$tmp/requests.jsonl"
+  printf '{"context": "kalo miren tas", "query": "Why?"}\0 hidden\n' >>"$tmp/requests.jsonl"
   expect 1 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/requests.jsonl" \
     --out "$tmp/results.jsonl" --max-new-tokens 2
   says "requests.jsonl:1: not a JSON object"
-  python3 - "$tmp/results.jsonl" <<'PY' || fail "line 1 is not recorded as an error, or line 2 not answered"
+  says "requests.jsonl:3: a NUL byte at offset 46 of the line"
+  python3 - "$tmp/results.jsonl" <<'PY' || fail "lines 1 and 3 are not recorded as errors, or line 2 not answered"
 import json, sys
 recs = {r["line"]: r for r in map(json.loads, open(sys.argv[1]))}
-assert sorted(recs) == [1, 2] and "error" in recs[1] and "answer" in recs[2], recs
+assert sorted(recs) == [1, 2, 3] and "error" in recs[1] and "answer" in recs[2], recs
+assert "NUL" in recs[3]["error"], recs
 PY
   ;;
 eval_empty_context)
