@@ -94,6 +94,13 @@ void device_share_threads(int local_size)
     free(cpus);
 }
 
+static int opened_gpu;
+
+int device_memory_pool(const backend *be)
+{
+    return be->host_memory ? -1 : opened_gpu;
+}
+
 const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank, int local_size,
                            int share_gpus, si_error *err)
 {
@@ -125,7 +132,7 @@ const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank
                      local_size, host, gpus, local_rank, gpus);
         return NULL;
     }
-    int dev = local_rank % gpus;
+    int dev = opened_gpu = local_rank % gpus;
     char msg[512];
     const backend *be =
         backend_cuda(dev, dtype == DTYPE_FP32 ? CUDA_FP32 : CUDA_BF16, msg, sizeof msg);

@@ -29,6 +29,9 @@ const backend *device_open(device_kind kind, compute_dtype dtype, int local_rank
  * they wait would take each other's cores. Collective over the node's ranks: call it on every
  * rank once each has opened its device. OMP_NUM_THREADS, where set, is left to decide. */
 void device_share_threads(int local_size);
+/* Which memory BE allocates from among its node's: -1 the host's, else the GPU's ordinal that
+ * device_open gave this rank (0 for a backend opened otherwise). */
+int device_memory_pool(const backend *be);
 /* Starts BE getting ready for passes of CHUNK rows of a CFG model (backend.h: prepare), to run
  * while the weights load; device_prepare_wait() comes after the load, before the first pass. */
 void device_prepare(const backend *be, const model_config *cfg, int chunk);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/device.h"
 #include "runtime/global_attention.h"
 #include "runtime/mpi_check.h"
 #include "runtime/star.h"
@@ -71,19 +72,37 @@ static int all_ok(MPI_Comm comm, int ok)
     return all;
 }
 
-static int check_memory(const backend *be, size_t need, int rank, si_error *err)
+/* Whether this rank's NEED fits, collectively over COMM: the ranks of a node that allocate from
+ * the same memory (the host's, or one GPU's) must fit together, so their needs are summed. */
+static int check_memory(MPI_Comm comm, const backend *be, size_t need, si_error *err)
 {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm node, pool;
+    mpiCheck(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+    mpiCheck(MPI_Comm_split(node, device_memory_pool(be) + 1, rank, &pool));
+    unsigned long long mine = need, together = 0;
+    int needing = need > 0, sharers = 0;
+    mpiCheck(MPI_Allreduce(&mine, &together, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, pool));
+    mpiCheck(MPI_Allreduce(&needing, &sharers, 1, MPI_INT, MPI_SUM, pool));
+    MPI_Comm_free(&pool);
+    MPI_Comm_free(&node);
     size_t avail = be->mem_available();
-    if (need <= avail)
+    if (need == 0 || together <= avail)
         return 0;
-    char host[256] = "?";
+    char host[256] = "?", others[160] = "";
     gethostname(host, sizeof host);
+    if (sharers > 1)
+        snprintf(others, sizeof others,
+                 "; with the %d other rank(s) of the node that allocate "
+                 "from the same memory, %.1f MiB,",
+                 sharers - 1, together / 1048576.0);
     return si_error_set(err,
                         "rank %d on %s needs %.1f MiB of %s memory for its KV cache and "
-                        "activations, and %.1f MiB are free\n"
-                        "  HINT: use more ranks or nodes, a smaller --block-size, or a smaller "
-                        "--chunk",
-                        rank, host, need / 1048576.0, be->host_memory ? "host" : "GPU",
+                        "activations%s and %.1f MiB are free\n"
+                        "  HINT: use more nodes (or fewer ranks per node or GPU), a smaller "
+                        "--block-size, or a smaller --chunk",
+                        rank, host, need / 1048576.0, be->host_memory ? "host" : "GPU", others,
                         avail / 1048576.0);
 }
 
@@ -135,7 +154,7 @@ static int run_star(const model *m, MPI_Comm comm, const request_ids *r, const r
     if (star_plan_make(&plan, r->n_ctx, res->block, res->anchor, rank, res->n_ranks, err) != 0)
         return -1;
     size_t need = star_engine_bytes(&m->cfg, o->be, &plan, o->chunk, so.max_tail);
-    int fits = check_memory(o->be, need, rank, err) == 0;
+    int fits = check_memory(comm, o->be, need, err) == 0;
     if (!fits && rank != 0)
         si_log("error: %s", err->msg); /* rank 0 reports its own through the caller */
     if (!all_ok(comm, fits)) {
@@ -195,7 +214,7 @@ static int run_global(const model *m, MPI_Comm comm, const request_ids *r, const
     res->n_blocks = 1;
     int capacity = r->n_ctx + r->n_query + r->max_new_tokens;
     size_t bytes = global_runner_bytes(&m->cfg, o->be, capacity, o->chunk);
-    if (!all_ok(comm, rank != 0 || check_memory(o->be, bytes, rank, err) == 0)) {
+    if (!all_ok(comm, check_memory(comm, o->be, rank == 0 ? bytes : 0, err) == 0)) {
         if (rank != 0)
             si_error_set(err, "rank 0 cannot fit global attention in memory (see its message)");
         return -1;
