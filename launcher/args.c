@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "runtime/mpi_check.h"
 
@@ -207,6 +208,13 @@ char *read_text(const char *path, const char *flag, size_t *len, si_error *err)
         si_error_set(err, "%s: cannot open '%s': %s", flag, path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (f != stdin)
+            fclose(f);
+        si_error_set(err, "%s %s is a directory; give a text file", flag, path);
+        return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = mallocCheck(cap, path);
     size_t got;
@@ -226,6 +234,14 @@ char *read_text(const char *path, const char *flag, size_t *len, si_error *err)
     if (failed) {
         free(buf);
         si_error_set(err, "%s: error reading '%s'", flag, path);
+        return NULL;
+    }
+    /* The text goes on as a C string: a NUL would end it there, silently. */
+    const char *nul = memchr(buf, 0, n);
+    if (nul) {
+        si_error_set(err, "%s %s: byte %zu is a NUL (a binary file?); give a text file", flag, path,
+                     (size_t)(nul - buf));
+        free(buf);
         return NULL;
     }
     buf[n] = 0;

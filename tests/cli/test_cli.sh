@@ -232,6 +232,29 @@ run_unreadable_context)
     --query "Why?"
   says "--context"; says "$tmp/missing.txt"
   ;;
+run_context_nul)
+  # A NUL byte would end the text there: refused with its offset, from a file, standard input
+  # or --query-file, instead of answering over the first half.
+  make_context 600
+  python3 - "$tmp/context.txt" "$tmp/nul.txt" <<'PY'
+import sys
+text = bytearray(open(sys.argv[1], "rb").read()[:3000])
+text[1500] = 0
+open(sys.argv[2], "wb").write(text)
+PY
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/nul.txt" --query "Why?"
+  says "--context $tmp/nul.txt: byte 1500 is a NUL (a binary file?)"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" <"$tmp/nul.txt"
+  says "--context -: byte 1500 is a NUL"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query-file "$tmp/nul.txt"
+  says "--query-file $tmp/nul.txt: byte 1500 is a NUL"
+  [[ ! -s $tmp/out ]] || fail "an answer was printed"
+  ;;
+run_context_directory)
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp" --query "Why?"
+  says "--context $tmp is a directory"
+  ;;
 run_more_ranks_than_blocks)
   make_context 100
   expect 0 "${mpirun[@]}" -np 4 "$bin" run --model "$model" --context "$tmp/context.txt" \
