@@ -59,6 +59,12 @@ static int read_request(const model *m, const run_opts *o, request_ids *r, si_er
     char *context = read_text(o->context, "--context", NULL, err);
     if (!context)
         return -1;
+    if (!context[strspn(context, " \t\n\v\f\r")]) {
+        si_error_set(err, "--context %s is empty%s; give the document the query is about",
+                     o->context, *context ? " (whitespace only)" : "");
+        free(context);
+        return -1;
+    }
     char *query = o->query ? strdup(o->query) : read_text(o->query_file, "--query-file", NULL, err);
     int rc = -1;
     if (query)

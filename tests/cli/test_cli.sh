@@ -251,6 +251,18 @@ PY
   says "--query-file $tmp/nul.txt: byte 1500 is a NUL"
   [[ ! -s $tmp/out ]] || fail "an answer was printed"
   ;;
+run_context_empty)
+  # Nothing to read is no document: an empty file, empty standard input, whitespace only.
+  : >"$tmp/empty.txt"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/empty.txt" --query "Why?"
+  says "--context $tmp/empty.txt is empty"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" </dev/null
+  says "--context - is empty"
+  printf ' \n\t\n' >"$tmp/blank.txt"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/blank.txt" --query "Why?"
+  says "--context $tmp/blank.txt is empty (whitespace only)"
+  [[ ! -s $tmp/out ]] || fail "an answer was printed"
+  ;;
 run_context_directory)
   expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp" --query "Why?"
   says "--context $tmp is a directory"
