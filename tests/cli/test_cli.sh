@@ -78,6 +78,30 @@ generate_truncated_weights)
   expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
   says "model.safetensors"
   ;;
+generate_model_file_is_directory)
+  # A directory where the model folder should hold a file: named, not taken for a file of
+  # 2^63 bytes (it was "out of host memory").
+  model_copy
+  for f in config.json generation_config.json tokenizer.json tokenizer_config.json \
+    model.safetensors; do
+    mv "$tmp/model/$f" "$tmp/$f"
+    mkdir "$tmp/model/$f"
+    expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
+    says "$tmp/model/$f is a directory"
+    ! grep -q "out of host memory" "$tmp/err" || fail "$f: a directory read as a file"
+    rmdir "$tmp/model/$f"
+    mv "$tmp/$f" "$tmp/model/$f"
+  done
+  mkdir -p "$tmp/sharded" && cp "$fixtures/models/tiny-sharded"/* "$tmp/sharded/"
+  for f in model.safetensors.index.json model-00002-of-00007.safetensors; do
+    mv "$tmp/sharded/$f" "$tmp/$f"
+    mkdir "$tmp/sharded/$f"
+    expect 1 "$bin" generate --model "$tmp/sharded" --prompt "Hello"
+    says "$tmp/sharded/$f is a directory"
+    rmdir "$tmp/sharded/$f"
+    mv "$tmp/$f" "$tmp/sharded/$f"
+  done
+  ;;
 generate_no_gpu)
   # Asked for CUDA where there is none: the error names the node and what to do.
   if [[ -e /dev/nvidia0 ]]; then
