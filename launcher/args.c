@@ -99,6 +99,8 @@ int star_flags_parse(star_flags *s, const char *flag, const char *value, si_erro
 {
     long n = 0;
     if (!strcmp(flag, "--model")) {
+        if (!*value)
+            return si_error_set(err, "--model needs a directory");
         s->model_dir = value;
     } else if (!strcmp(flag, "--attn")) {
         if (strcmp(value, "star") && strcmp(value, "global"))
@@ -199,6 +201,26 @@ int star_args_exit(int parsed, const char *name, const char *usage, const si_err
     }
     mpi_stop();
     return parsed > 0 ? 0 : 2;
+}
+
+int model_dir_check(const char *dir, si_error *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return si_error_set(err,
+                                "--model %s: no such directory\n  HINT: give the directory of a "
+                                "Hugging Face model download (config.json, *.safetensors, "
+                                "tokenizer.json)",
+                                dir);
+        return 0; /* permissions and the like: the loader names the file it cannot open */
+    }
+    if (!S_ISDIR(st.st_mode))
+        return si_error_set(err,
+                            "--model %s is a file, not a model directory (give the directory "
+                            "that holds config.json)",
+                            dir);
+    return 0;
 }
 
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err)

@@ -83,6 +83,10 @@ int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, i
  * code, 0 or 2. */
 int star_args_exit(int parsed, const char *name, const char *usage, const si_error *err);
 
+/* Checks that --model's DIR is a directory before its files are looked for in it: a path that
+ * does not exist, or a file, is reported as such rather than as a missing config.json. */
+int model_dir_check(const char *dir, si_error *err);
+
 /* Reads a whole file (PATH "-" is standard input) into a malloc'd NUL-terminated string. A
  * directory, or a file with a NUL byte in it (a binary file), is refused naming FLAG and PATH. */
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err);

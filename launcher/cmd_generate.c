@@ -45,9 +45,11 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
         int rc = gen_flags_parse(&o->g, flag, value, err);
         if (rc < 0)
             return -1;
-        if (rc == 0 && !strcmp(flag, "--model"))
+        if (rc == 0 && !strcmp(flag, "--model")) {
+            if (!*value)
+                return si_error_set(err, "--model needs a directory");
             o->model_dir = value;
-        else if (rc == 0 && !strcmp(flag, "--prompt"))
+        } else if (rc == 0 && !strcmp(flag, "--prompt"))
             o->prompt = value;
         else if (rc == 0 && !strcmp(flag, "--device")) {
             if (device_parse(value, &o->device, err))
@@ -106,7 +108,8 @@ int cmd_generate(int argc, char **argv)
     }
     model m;
     int *ids = NULL, n = 0;
-    int loaded = model_load_mapped(&m, o.model_dir, &err) == 0;
+    int loaded =
+        model_dir_check(o.model_dir, &err) == 0 && model_load_mapped(&m, o.model_dir, &err) == 0;
     if (!loaded || prompt_encode(&m, o.g.use_chat, o.prompt, &ids, &n, &err) != 0) {
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
         if (loaded)

@@ -60,6 +60,16 @@ generate_missing_model)
   expect 1 "$bin" generate --model "$tmp/nowhere" --prompt "Hello"
   says "$tmp/nowhere"
   ;;
+generate_model_not_a_directory)
+  # --model names no directory: said so, rather than "config.json not found".
+  expect 1 "$bin" generate --model "$tmp/nowhere" --prompt "Hello"
+  says "--model $tmp/nowhere: no such directory"
+  echo "not a model" >"$tmp/file.txt"
+  expect 1 "$bin" generate --model "$tmp/file.txt" --prompt "Hello"
+  says "--model $tmp/file.txt is a file, not a model directory (give the directory that holds config.json)"
+  expect 2 "$bin" generate --model "" --prompt "Hello"
+  says "--model needs a directory"
+  ;;
 generate_unsupported_architecture)
   model_copy
   sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/' "$tmp/model/config.json"
@@ -255,6 +265,17 @@ run_unreadable_context)
   expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/missing.txt" \
     --query "Why?"
   says "--context"; says "$tmp/missing.txt"
+  ;;
+run_model_not_a_directory)
+  # The same on every rank of run (checked where the model loads), and for bench.
+  make_context 50
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$tmp/nowhere" --context "$tmp/context.txt" \
+    --query "Why?"
+  says "--model $tmp/nowhere: no such directory"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" bench --model "$tmp/context.txt" --lengths 64
+  says "--model $tmp/context.txt is a file, not a model directory"
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "" --context "$tmp/context.txt" --query "Why?"
+  says "--model needs a directory"
   ;;
 run_context_nul)
   # A NUL byte would end the text there: refused with its offset, from a file, standard input
