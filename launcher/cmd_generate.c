@@ -11,6 +11,7 @@
 #include "runtime/device.h"
 #include "runtime/generation.h"
 #include "runtime/global_attention.h"
+#include "runtime/mpi_check.h"
 #include "runtime/timer.h"
 
 static const char *usage =
@@ -93,6 +94,12 @@ int cmd_generate(int argc, char **argv)
 {
     generate_opts o;
     si_error err;
+    if (mpi_launched_size() > 1) {
+        /* Each process would answer on its own: refused on every one, said once, by rank 0. */
+        mpi_start(&argc, &argv);
+        si_error_set(&err, "generate runs on one process; use `starinfer run` across ranks");
+        return star_args_exit(-1, "generate", usage, &err);
+    }
     if (argc == 1 && !strcmp(argv[0], "--help")) {
         fputs(usage, stdout);
         return 0;

@@ -121,6 +121,18 @@ generate_no_gpu)
   expect 1 "$bin" generate --model "$model" --prompt "Hello" --device cuda
   says "$(hostname)"; says "--device cpu"
   ;;
+generate_under_mpirun)
+  # generate is one process: under a launcher that started several, every one refuses (each
+  # would print its own answer), rank 0 says why once, and the job ends; one process still runs.
+  expect 2 timeout 60 "${mpirun[@]}" -np 2 "$bin" generate --model "$model" --prompt "Hello" \
+    --max-new-tokens 3
+  says "generate runs on one process; use \`starinfer run\` across ranks"
+  [[ $(grep -c "generate runs on one process" "$tmp/err") == 1 ]] || fail "not said once"
+  [[ ! -s $tmp/out ]] || fail "an answer was printed"
+  expect 0 timeout 60 "${mpirun[@]}" -np 1 "$bin" generate --model "$model" --prompt "Hello" \
+    --max-new-tokens 3 --json
+  json "d['generated_tokens'] >= 1"
+  ;;
 generate_bad_flag)
   expect 2 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens many
   says "--max-new-tokens"
