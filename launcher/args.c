@@ -177,18 +177,26 @@ int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, i
         const char *flag = argv[i++];
         if (own(opts, flag, NULL) || gen_flags_switch(g, flag) || star_flags_switch(s, flag))
             continue;
-        if (i == argc)
-            return si_error_set(err, "%s needs a value (see --help)", flag);
-        const char *value = argv[i++];
+        int has_value = i < argc;
+        const char *value = has_value ? argv[i++] : ""; /* see args_flag_taken */
         int rc = star_flags_parse(s, flag, value, err);
         if (rc == 0)
             rc = gen_flags_parse(g, flag, value, err);
-        if (rc < 0)
+        if (rc == 0)
+            rc = own(opts, flag, value);
+        if (args_flag_taken(flag, rc, has_value, err))
             return -1;
-        if (rc == 0 && !own(opts, flag, value))
-            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
     }
     return star_flags_check(s, err);
+}
+
+int args_flag_taken(const char *flag, int rc, int has_value, si_error *err)
+{
+    if (rc == 0)
+        return si_error_set(err, "unknown argument '%s' (see --help)", flag);
+    if (!has_value)
+        return si_error_set(err, "%s needs a value (see --help)", flag);
+    return rc < 0 ? -1 : 0;
 }
 
 int star_args_exit(int parsed, const char *name, const char *usage, const si_error *err)

@@ -78,6 +78,11 @@ typedef int (*own_flags_fn)(void *opts, const char *flag, const char *value);
  * arguments are just --help, or -1 with ERR set. */
 int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
                     char **argv, si_error *err);
+/* What a command's parsers made of FLAG, the last word when HAS_VALUE is 0 (they were then offered
+ * an empty value, only to learn whether FLAG is one of theirs): RC 1 taken, 0 not a flag of any,
+ * -1 a bad value (in ERR). Returns 0 when FLAG and its value were taken, else -1 with ERR saying
+ * "unknown argument" or "needs a value". */
+int args_flag_taken(const char *flag, int rc, int has_value, si_error *err);
 /* Ends run or eval when its arguments are not to be served (PARSED: 1 for --help, -1 for an
  * error): rank 0 prints USAGE, or ERR as "starinfer NAME: ...", and MPI stops. Returns the exit
  * code, 0 or 2. */

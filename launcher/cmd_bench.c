@@ -137,16 +137,13 @@ static int parse(bench_opts *o, int argc, char **argv, si_error *err)
         const char *flag = argv[i++];
         if (star_flags_switch(&o->s, flag))
             continue;
-        if (i == argc)
-            return si_error_set(err, "%s needs a value (see --help)", flag);
-        const char *value = argv[i++];
+        int has_value = i < argc;
+        const char *value = has_value ? argv[i++] : ""; /* see args_flag_taken */
         int rc = bench_flag(o, flag, value, err);
         if (rc == 0)
             rc = star_flags_parse(&o->s, flag, value, err);
-        if (rc < 0)
+        if (args_flag_taken(flag, rc, has_value, err))
             return -1;
-        if (rc == 0)
-            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
     }
     if (!o->s.shape == !o->s.model_dir)
         return si_error_set(err, "give exactly one of --shape NAME (%s) and --model DIR",

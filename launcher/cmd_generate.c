@@ -30,6 +30,27 @@ typedef struct {
     gen_flags g;
 } generate_opts;
 
+/* 1 when FLAG is one of generate's own flags (VALUE taken), 0 when not, -1 on error. */
+static int generate_flag(generate_opts *o, const char *flag, const char *value, si_error *err)
+{
+    if (!strcmp(flag, "--model")) {
+        if (!*value)
+            return si_error_set(err, "--model needs a directory");
+        o->model_dir = value;
+    } else if (!strcmp(flag, "--prompt")) {
+        o->prompt = value;
+    } else if (!strcmp(flag, "--device")) {
+        if (device_parse(value, &o->device, err))
+            return -1;
+    } else if (!strcmp(flag, "--dtype")) {
+        if (dtype_parse(value, &o->dtype, err))
+            return -1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static int parse(generate_opts *o, int argc, char **argv, si_error *err)
 {
     memset(o, 0, sizeof *o);
@@ -40,26 +61,13 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
             o->json |= !strcmp(flag, "--json");
             continue;
         }
-        if (i == argc)
-            return si_error_set(err, "%s needs a value\n%s", flag, usage);
-        const char *value = argv[i++];
+        int has_value = i < argc;
+        const char *value = has_value ? argv[i++] : ""; /* see args_flag_taken */
         int rc = gen_flags_parse(&o->g, flag, value, err);
-        if (rc < 0)
+        if (rc == 0)
+            rc = generate_flag(o, flag, value, err);
+        if (args_flag_taken(flag, rc, has_value, err))
             return -1;
-        if (rc == 0 && !strcmp(flag, "--model")) {
-            if (!*value)
-                return si_error_set(err, "--model needs a directory");
-            o->model_dir = value;
-        } else if (rc == 0 && !strcmp(flag, "--prompt"))
-            o->prompt = value;
-        else if (rc == 0 && !strcmp(flag, "--device")) {
-            if (device_parse(value, &o->device, err))
-                return -1;
-        } else if (rc == 0 && !strcmp(flag, "--dtype")) {
-            if (dtype_parse(value, &o->dtype, err))
-                return -1;
-        } else if (rc == 0)
-            return si_error_set(err, "unknown argument '%s'\n%s", flag, usage);
     }
     if (!o->model_dir || !o->prompt)
         return si_error_set(err, "--model and --prompt are required\n%s", usage);

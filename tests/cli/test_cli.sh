@@ -112,6 +112,15 @@ generate_model_file_is_directory)
     mv "$tmp/$f" "$tmp/sharded/$f"
   done
   ;;
+generate_unknown_argument)
+  # A last word that is no flag is unknown, not a flag missing its value.
+  expect 2 "$bin" generate --model "$model" --prompt "Hello" --bogus
+  says "unknown argument '--bogus' (see --help)"
+  expect 2 "$bin" generate --model "$model" --prompt "Hello" extra
+  says "unknown argument 'extra' (see --help)"
+  expect 2 "$bin" generate --model "$model" --prompt
+  says "--prompt needs a value"
+  ;;
 generate_no_gpu)
   # Asked for CUDA where there is none: the error names the node and what to do.
   if [[ -e /dev/nvidia0 ]]; then
@@ -324,6 +333,18 @@ run_context_directory)
   expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp" --query "Why?"
   says "--context $tmp is a directory"
   ;;
+run_unknown_argument)
+  # The same for run and eval (star_args_parse): eval has no --json.
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --bogus
+  says "unknown argument '--bogus' (see --help)"
+  expect 2 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/in.jsonl" \
+    --out "$tmp/out.jsonl" --json
+  says "unknown argument '--json' (see --help)"
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --query "Why?" --context
+  says "--context needs a value"
+  ;;
 run_more_ranks_than_blocks)
   make_context 100
   expect 0 "${mpirun[@]}" -np 4 "$bin" run --model "$model" --context "$tmp/context.txt" \
@@ -490,6 +511,12 @@ bench_unknown_shape)
 bench_bad_lengths)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64,lots
   says "--lengths"; says "lots"
+  ;;
+bench_unknown_argument)
+  expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --bogus
+  says "unknown argument '--bogus' (see --help)"
+  expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --share-gpus extra
+  says "unknown argument 'extra' (see --help)"
   ;;
 bench_bad_sustained)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --sustained 601
