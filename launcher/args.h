@@ -24,11 +24,14 @@ typedef struct {
     int use_chat; /* --chat-template auto (1) or none (0) */
 } gen_flags;
 
-#define GEN_FLAGS_HELP                                                                            \
-    "  --max-new-tokens N     tokens to generate at most (default 64)\n"                          \
-    "  --temperature T        0 for greedy (default), else sample with --top-p P and --seed S\n"  \
-    "  --stop STR             end the answer before STR (repeatable)\n"                           \
-    "  --chat-template MODE   auto (the model's Llama 3 template when it has one) or none\n"      \
+#define GEN_FLAGS_HELP                                                                             \
+    "  --max-new-tokens N     tokens to generate at most (default 64)\n"                           \
+    "  --temperature T        0 for greedy (default), else sample at T with --top-p and --seed\n"  \
+    "  --top-p P              sample from the most likely tokens holding P of the probability\n"   \
+    "                         (nucleus; default 1: all of them); needs --temperature\n"            \
+    "  --seed S               seed of the sampling, to repeat a sampled answer (default 0)\n"      \
+    "  --stop STR             end the answer before STR (repeatable)\n"                            \
+    "  --chat-template MODE   auto (the model's Llama 3 template when it has one) or none\n"       \
     "  --ignore-eos           do not stop at the model's end-of-sequence tokens\n"
 
 void gen_flags_init(gen_flags *g);
@@ -48,18 +51,21 @@ typedef struct {
     int share_gpus;
 } star_flags;
 
-#define STAR_FLAGS_HELP                                                                           \
+/* The device flags, in every command's help. */
+#define DEVICE_FLAGS_HELP                                                                          \
+    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"           \
+    "  --dtype T              auto (default: bf16 on a GPU, fp32 on a CPU), bf16 or fp32 (fp32\n"  \
+    "                         throughout: a GPU's answers then match the CPU's)\n"
+
+#define STAR_FLAGS_HELP                                                                            \
     "  --model DIR            a Hugging Face model directory, as downloaded\n"                     \
-    "  --attn MODE            star (default) or global (ordinary attention on rank 0)\n"          \
-    "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"  \
-    "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"         \
-    "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"   \
-    "  --merge MODE           auto (default), one-call or two-call: how ranks merge softmax stats\n" \
-    "  --merge-transport T    mpi (default; host buffers) or nccl (GPU to GPU, one GPU per rank)\n" \
-    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"         \
-    "  --dtype T              auto (default: bf16 on a GPU), bf16 or fp32 (fp32 throughout:\n"  \
-    "                         a GPU's answers then match the CPU's)\n"                          \
-    "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
+    "  --attn MODE            star (default) or global (ordinary attention on rank 0)\n"           \
+    "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"   \
+    "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"          \
+    "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"     \
+    "  --merge MODE           auto (default), one-call or two-call: the MPI calls of the merge\n"  \
+    "  --merge-transport T    mpi (default; host buffers) or nccl (GPU to GPU; one GPU a rank)\n"  \
+    "  --share-gpus           several ranks of a node share a GPU (testing)\n" DEVICE_FLAGS_HELP
 
 void star_flags_init(star_flags *s);
 /* 1 when FLAG is one of these and VALUE was taken, 0 when it is not one, -1 on error. */

@@ -38,9 +38,7 @@ static const char *usage =
     "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"
     "  --merge MODE           auto (default), one-call or two-call\n"
     "  --merge-transport T    mpi (default) or nccl (GPU to GPU, one GPU per rank)\n"
-    "  --device KIND          auto (default), cpu or cuda\n"
-    "  --dtype T              auto (default: bf16 on a GPU), bf16 or fp32\n"
-    "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
+    "  --share-gpus           several ranks of a node share a GPU (testing)\n" DEVICE_FLAGS_HELP
     "Prints a markdown table on stdout; exits 1 when any configuration failed (its JSON line\n"
     "has an \"error\" field).\n";
 

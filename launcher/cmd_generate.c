@@ -17,10 +17,10 @@
 static const char *usage =
     "usage: starinfer generate --model DIR --prompt TEXT [options]\n"
     "Runs the model on one process with global attention and prints the continuation.\n"
-    "  --json                 print the answer, timings and memory as JSON\n"
-    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"
-    "  --dtype T              auto (default: bf16 on a GPU, fp32 on a CPU), bf16 or "
-    "fp32\n" GEN_FLAGS_HELP;
+    "  --model DIR            a Hugging Face model directory, as downloaded\n"
+    "  --prompt TEXT          the prompt: one user turn of the chat template, or raw text\n"
+    "  --json                 print the answer, timings and memory as JSON\n" DEVICE_FLAGS_HELP
+        GEN_FLAGS_HELP;
 
 typedef struct {
     const char *model_dir, *prompt;

@@ -14,8 +14,11 @@
 static const char *usage =
     "usage: mpirun -np R starinfer run --model DIR --context FILE|- (--query TEXT | --query-file "
     "FILE) [options]\n"
-    "Answers the query over the context with Star Attention across the MPI ranks.\n" STAR_FLAGS_HELP
-    GEN_FLAGS_HELP "  --json                 print the answer, timings and memory as JSON\n";
+    "Answers the query over the context with Star Attention across the MPI ranks.\n"
+    "  --context FILE|-       the document, a text file ('-': standard input)\n"
+    "  --query TEXT           the question\n"
+    "  --query-file FILE      the question, read from FILE\n" STAR_FLAGS_HELP GEN_FLAGS_HELP
+    "  --json                 print the answer, timings and memory as JSON\n";
 
 typedef struct {
     star_flags s;

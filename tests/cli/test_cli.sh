@@ -526,6 +526,48 @@ bench_needs_a_model)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --lengths 64
   says "--shape"; says "--model"
   ;;
+help_lists_every_flag)
+  # Every flag that a command takes is listed in its --help, one per option line, and every flag
+  # listed there is taken; run's and eval's are in README.md's table. A flag is taken when the
+  # command, given it alone, does not call it unknown; the flags tried are those the launcher's
+  # sources name.
+  python3 - "$bin" "$repo" <<'PY' >"$tmp/err" 2>&1 || fail "help and parsers disagree"
+import glob, re, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+bin, repo = sys.argv[1], sys.argv[2]
+source = "".join(open(p).read() for p in glob.glob(repo + "/launcher/*.c"))
+flags = sorted(set(re.findall(r'"(--[a-z][a-z-]*)"', source)) - {"--help", "--version"})
+commands = ["generate", "run", "eval", "bench"]
+# named in the usage line only (not yet on option lines of their own)
+usage_only = {"eval": {"--requests", "--out"}}
+
+def taken(cmd, flag):
+    r = subprocess.run([bin, cmd, flag], capture_output=True, text=True, timeout=60)
+    return f"unknown argument '{flag}'" not in r.stderr
+
+def listed(cmd):
+    text = subprocess.run([bin, cmd, "--help"], capture_output=True, text=True).stdout
+    return set(re.findall(r"^ +(--[a-z][a-z-]*)", text, re.M))
+
+with ThreadPoolExecutor(8) as pool:
+    probes = {(c, f): pool.submit(taken, c, f) for c in commands for f in flags}
+    helps = {c: pool.submit(listed, c) for c in commands}
+bad = []
+for c in commands:
+    takes = {f for f in flags if probes[c, f].result()}
+    shown = helps[c].result() | usage_only.get(c, set())
+    bad += [f"{c} takes {f}, its --help does not list it" for f in sorted(takes - shown)]
+    bad += [f"{c} --help lists {f}, which it does not take" for f in sorted(shown - takes)]
+readme = open(repo + "/README.md").read()
+table = readme[readme.index("`run` and `eval` options"):].split("\n\n")[1]
+first_cells = [row.split("|")[1] for row in table.splitlines() if row.startswith("| `")]
+in_table = set(re.findall(r"--[a-z][a-z-]*", " ".join(first_cells)))
+for c in ("run", "eval"):
+    bad += [f"README.md's table lacks {c}'s {f}" for f in sorted(helps[c].result() - in_table)]
+print("\n".join(bad) or "ok")
+sys.exit(1 if bad else 0)
+PY
+  ;;
 *)
   echo "unknown case '$1'"
   exit 2
