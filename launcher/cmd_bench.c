@@ -59,23 +59,28 @@ typedef struct {
     char command[8192];
 } bench_opts;
 
+/* A comma-separated list of whole numbers, each item given (not "256,,512" nor "256,"). */
 static int parse_list(const char *flag, const char *value, int_list *out, si_error *err)
 {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", value);
     out->n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        long n;
+    for (char *item = buf, *next; item; item = next) {
+        next = strchr(item, ',');
+        if (next)
+            *next++ = 0;
+        if (!*item)
+            return si_error_set(err,
+                                "%s expects a comma-separated list of whole numbers with no empty "
+                                "item, got '%s'",
+                                flag, value);
         if (out->n == MAX_LIST)
             return si_error_set(err, "%s takes at most %d values", flag, MAX_LIST);
-        if (parse_int(flag, tok, 1, 1L << 30, &n, err))
+        long n;
+        if (parse_int(flag, item, 1, 1L << 30, &n, err))
             return -1;
         out->v[out->n++] = (int)n;
     }
-    if (out->n == 0)
-        return si_error_set(err, "%s expects a comma-separated list of whole numbers, got '%s'",
-                            flag, value);
     return 0;
 }
 

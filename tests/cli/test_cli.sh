@@ -512,6 +512,14 @@ bench_bad_lengths)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64,lots
   says "--lengths"; says "lots"
   ;;
+bench_empty_list_item)
+  # An empty item in a list is a typo, not a list one shorter: refused, naming the flag.
+  for list in "--lengths 256,,512" "--lengths 256," "--block-size 64," "--anchor-size ,32"; do
+    read -r flag value <<<"$list"
+    expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 "$flag" "$value"
+    says "$flag expects a comma-separated list of whole numbers with no empty item, got '$value'"
+  done
+  ;;
 bench_unknown_argument)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --bogus
   says "unknown argument '--bogus' (see --help)"
