@@ -166,6 +166,28 @@ int gen_flags_switch(gen_flags *g, const char *flag)
     return 1;
 }
 
+/* Warns that those of flags A and B that were given are ignored, and WHY. */
+static void warn_ignored(const char *a, int a_given, const char *b, int b_given, const char *why)
+{
+    if (a_given || b_given)
+        si_warn("%s%s%s ignored: %s", a_given ? a : "", a_given && b_given ? " and " : "",
+                b_given ? b : "", why);
+}
+
+void star_flags_warn(attn_mode attn, int block, int anchor)
+{
+    if (attn == ATTN_GLOBAL)
+        warn_ignored("--block-size", block, "--anchor-size", anchor,
+                     "--attn global encodes the whole context as one block, on rank 0");
+}
+
+void gen_flags_warn(const gen_flags *g)
+{
+    if (g->gen.temperature == 0)
+        warn_ignored("--top-p", g->gen.top_p < 1, "--seed", g->gen.seed != 0,
+                     "sampling needs --temperature above 0; decoding is greedy");
+}
+
 int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
                     char **argv, si_error *err)
 {
@@ -187,7 +209,13 @@ int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, i
         if (args_flag_taken(flag, rc, has_value, err))
             return -1;
     }
-    return star_flags_check(s, err);
+    if (star_flags_check(s, err))
+        return -1;
+    if (mpi_rank() == 0) {
+        star_flags_warn(s->req.attn, s->req.block != 0, s->req.anchor != 0);
+        gen_flags_warn(g);
+    }
+    return 0;
 }
 
 int args_flag_taken(const char *flag, int rc, int has_value, si_error *err)

@@ -79,9 +79,15 @@ int star_flags_switch(star_flags *s, const char *flag);
  * (and VALUE was taken); else 0. */
 typedef int (*own_flags_fn)(void *opts, const char *flag, const char *value);
 
+/* Warn on stderr of flags that others make moot (the command goes on): --block-size and
+ * --anchor-size (BLOCK, ANCHOR: whether given) under --attn global, --top-p and --seed under
+ * greedy decoding. Called by rank 0 once the flags are read. */
+void star_flags_warn(attn_mode attn, int block, int anchor);
+void gen_flags_warn(const gen_flags *g);
+
 /* Reads the arguments of run or eval: S and G start from their defaults, each flag is offered to
- * S, then G, then OWN (with OPTS), and S is checked once all are read. Returns 0, 1 when the
- * arguments are just --help, or -1 with ERR set. */
+ * S, then G, then OWN (with OPTS), and S is checked once all are read (rank 0 warns of flags
+ * that others make moot). Returns 0, 1 when the arguments are just --help, or -1 with ERR set. */
 int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
                     char **argv, si_error *err);
 /* What a command's parsers made of FLAG, the last word when HAS_VALUE is 0 (they were then offered

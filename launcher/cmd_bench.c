@@ -154,6 +154,8 @@ static int parse(bench_opts *o, int argc, char **argv, si_error *err)
     if (!o->lengths.n)
         return si_error_set(err, "--lengths N[,N..] is required (context tokens)");
     o->s.weight_seed = o->seed;
+    if (mpi_rank() == 0)
+        star_flags_warn(o->s.req.attn, o->blocks.n, o->anchors.n);
     return 0;
 }
 

@@ -71,6 +71,7 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
     }
     if (!o->model_dir || !o->prompt)
         return si_error_set(err, "--model and --prompt are required\n%s", usage);
+    gen_flags_warn(&o->g);
     return 0;
 }
 

@@ -345,6 +345,23 @@ run_unknown_argument)
   expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --query "Why?" --context
   says "--context needs a value"
   ;;
+run_ignored_flags_warned)
+  # Flags that others make moot are run with, but said to be ignored, once (by rank 0).
+  make_context 100
+  expect 0 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 2 --attn global --block-size 10 --top-p 0.5
+  says "warning: --block-size ignored: --attn global"
+  says "warning: --top-p ignored: sampling needs --temperature above 0"
+  [[ $(grep -c "ignored" "$tmp/err") == 2 ]] || fail "not warned once each"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 2 --block-size 64 --temperature 0.7 --top-p 0.5 --seed 3
+  ! grep -q "ignored" "$tmp/err" || fail "warned of flags that were used"
+  expect 0 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens 2 --seed 3
+  says "warning: --seed ignored"
+  expect 0 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --attn global \
+    --block-size 32 --anchor-size 16 --repeat 1 --warmup 0 --decode-tokens 2
+  says "warning: --block-size and --anchor-size ignored: --attn global"
+  ;;
 run_more_ranks_than_blocks)
   make_context 100
   expect 0 "${mpirun[@]}" -np 4 "$bin" run --model "$model" --context "$tmp/context.txt" \
