@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "runtime/mpi_check.h"
 
@@ -98,6 +99,8 @@ int star_flags_parse(star_flags *s, const char *flag, const char *value, si_erro
 {
     long n = 0;
     if (!strcmp(flag, "--model")) {
+        if (!*value)
+            return si_error_set(err, "--model needs a directory");
         s->model_dir = value;
     } else if (!strcmp(flag, "--attn")) {
         if (strcmp(value, "star") && strcmp(value, "global"))
@@ -163,6 +166,28 @@ int gen_flags_switch(gen_flags *g, const char *flag)
     return 1;
 }
 
+/* Warns that those of flags A and B that were given are ignored, and WHY. */
+static void warn_ignored(const char *a, int a_given, const char *b, int b_given, const char *why)
+{
+    if (a_given || b_given)
+        si_warn("%s%s%s ignored: %s", a_given ? a : "", a_given && b_given ? " and " : "",
+                b_given ? b : "", why);
+}
+
+void star_flags_warn(attn_mode attn, int block, int anchor)
+{
+    if (attn == ATTN_GLOBAL)
+        warn_ignored("--block-size", block, "--anchor-size", anchor,
+                     "--attn global encodes the whole context as one block, on rank 0");
+}
+
+void gen_flags_warn(const gen_flags *g)
+{
+    if (g->gen.temperature == 0)
+        warn_ignored("--top-p", g->gen.top_p < 1, "--seed", g->gen.seed != 0,
+                     "sampling needs --temperature above 0; decoding is greedy");
+}
+
 int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
                     char **argv, si_error *err)
 {
@@ -174,18 +199,32 @@ int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, i
         const char *flag = argv[i++];
         if (own(opts, flag, NULL) || gen_flags_switch(g, flag) || star_flags_switch(s, flag))
             continue;
-        if (i == argc)
-            return si_error_set(err, "%s needs a value (see --help)", flag);
-        const char *value = argv[i++];
+        int has_value = i < argc;
+        const char *value = has_value ? argv[i++] : ""; /* see args_flag_taken */
         int rc = star_flags_parse(s, flag, value, err);
         if (rc == 0)
             rc = gen_flags_parse(g, flag, value, err);
-        if (rc < 0)
+        if (rc == 0)
+            rc = own(opts, flag, value);
+        if (args_flag_taken(flag, rc, has_value, err))
             return -1;
-        if (rc == 0 && !own(opts, flag, value))
-            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
     }
-    return star_flags_check(s, err);
+    if (star_flags_check(s, err))
+        return -1;
+    if (mpi_rank() == 0) {
+        star_flags_warn(s->req.attn, s->req.block != 0, s->req.anchor != 0);
+        gen_flags_warn(g);
+    }
+    return 0;
+}
+
+int args_flag_taken(const char *flag, int rc, int has_value, si_error *err)
+{
+    if (rc == 0)
+        return si_error_set(err, "unknown argument '%s' (see --help)", flag);
+    if (!has_value)
+        return si_error_set(err, "%s needs a value (see --help)", flag);
+    return rc < 0 ? -1 : 0;
 }
 
 /* FNV-1a over the arguments, each with its terminating NUL. */
@@ -236,11 +275,38 @@ int star_args_exit(int parsed, const char *name, const char *usage, const si_err
     return parsed > 0 ? 0 : 2;
 }
 
+int model_dir_check(const char *dir, si_error *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return si_error_set(err,
+                                "--model %s: no such directory\n  HINT: give the directory of a "
+                                "Hugging Face model download (config.json, *.safetensors, "
+                                "tokenizer.json)",
+                                dir);
+        return 0; /* permissions and the like: the loader names the file it cannot open */
+    }
+    if (!S_ISDIR(st.st_mode))
+        return si_error_set(err,
+                            "--model %s is a file, not a model directory (give the directory "
+                            "that holds config.json)",
+                            dir);
+    return 0;
+}
+
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) {
         si_error_set(err, "%s: cannot open '%s': %s", flag, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (f != stdin)
+            fclose(f);
+        si_error_set(err, "%s %s is a directory; give a text file", flag, path);
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -262,6 +328,14 @@ char *read_text(const char *path, const char *flag, size_t *len, si_error *err)
     if (failed) {
         free(buf);
         si_error_set(err, "%s: error reading '%s'", flag, path);
+        return NULL;
+    }
+    /* The text goes on as a C string: a NUL would end it there, silently. */
+    const char *nul = memchr(buf, 0, n);
+    if (nul) {
+        si_error_set(err, "%s %s: byte %zu is a NUL (a binary file?); give a text file", flag, path,
+                     (size_t)(nul - buf));
+        free(buf);
         return NULL;
     }
     buf[n] = 0;

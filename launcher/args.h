@@ -24,11 +24,14 @@ typedef struct {
     int use_chat; /* --chat-template auto (1) or none (0) */
 } gen_flags;
 
-#define GEN_FLAGS_HELP                                                                            \
-    "  --max-new-tokens N     tokens to generate at most (default 64)\n"                          \
-    "  --temperature T        0 for greedy (default), else sample with --top-p P and --seed S\n"  \
-    "  --stop STR             end the answer before STR (repeatable)\n"                           \
-    "  --chat-template MODE   auto (the model's Llama 3 template when it has one) or none\n"      \
+#define GEN_FLAGS_HELP                                                                             \
+    "  --max-new-tokens N     tokens to generate at most (default 64)\n"                           \
+    "  --temperature T        0 for greedy (default), else sample at T with --top-p and --seed\n"  \
+    "  --top-p P              sample from the most likely tokens holding P of the probability\n"   \
+    "                         (nucleus; default 1: all of them); needs --temperature\n"            \
+    "  --seed S               seed of the sampling, to repeat a sampled answer (default 0)\n"      \
+    "  --stop STR             end the answer before STR (repeatable)\n"                            \
+    "  --chat-template MODE   auto (the model's Llama 3 template when it has one) or none\n"       \
     "  --ignore-eos           do not stop at the model's end-of-sequence tokens\n"
 
 void gen_flags_init(gen_flags *g);
@@ -48,18 +51,21 @@ typedef struct {
     int share_gpus;
 } star_flags;
 
-#define STAR_FLAGS_HELP                                                                           \
+/* The device flags, in every command's help. */
+#define DEVICE_FLAGS_HELP                                                                          \
+    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"           \
+    "  --dtype T              auto (default: bf16 on a GPU, fp32 on a CPU), bf16 or fp32 (fp32\n"  \
+    "                         throughout: a GPU's answers then match the CPU's)\n"
+
+#define STAR_FLAGS_HELP                                                                            \
     "  --model DIR            a Hugging Face model directory, as downloaded\n"                     \
-    "  --attn MODE            star (default) or global (ordinary attention on rank 0)\n"          \
-    "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"  \
-    "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"         \
-    "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"   \
-    "  --merge MODE           auto (default), one-call or two-call: how ranks merge softmax stats\n" \
-    "  --merge-transport T    mpi (default; host buffers) or nccl (GPU to GPU, one GPU per rank)\n" \
-    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"         \
-    "  --dtype T              auto (default: bf16 on a GPU), bf16 or fp32 (fp32 throughout:\n"  \
-    "                         a GPU's answers then match the CPU's)\n"                          \
-    "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
+    "  --attn MODE            star (default) or global (ordinary attention on rank 0)\n"           \
+    "  --block-size N         context tokens per block (default: context / ranks, rounded up)\n"   \
+    "  --anchor-size N        anchor tokens, 1 <= N <= block (default: the block size)\n"          \
+    "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"     \
+    "  --merge MODE           auto (default), one-call or two-call: the MPI calls of the merge\n"  \
+    "  --merge-transport T    mpi (default; host buffers) or nccl (GPU to GPU; one GPU a rank)\n"  \
+    "  --share-gpus           several ranks of a node share a GPU (testing)\n" DEVICE_FLAGS_HELP
 
 void star_flags_init(star_flags *s);
 /* 1 when FLAG is one of these and VALUE was taken, 0 when it is not one, -1 on error. */
@@ -73,9 +79,15 @@ int star_flags_switch(star_flags *s, const char *flag);
  * (and VALUE was taken); else 0. */
 typedef int (*own_flags_fn)(void *opts, const char *flag, const char *value);
 
+/* Warn on stderr of flags that others make moot (the command goes on): --block-size and
+ * --anchor-size (BLOCK, ANCHOR: whether given) under --attn global, --top-p and --seed under
+ * greedy decoding. Called by rank 0 once the flags are read. */
+void star_flags_warn(attn_mode attn, int block, int anchor);
+void gen_flags_warn(const gen_flags *g);
+
 /* Reads the arguments of run or eval: S and G start from their defaults, each flag is offered to
- * S, then G, then OWN (with OPTS), and S is checked once all are read. Returns 0, 1 when the
- * arguments are just --help, or -1 with ERR set. */
+ * S, then G, then OWN (with OPTS), and S is checked once all are read (rank 0 warns of flags
+ * that others make moot). Returns 0, 1 when the arguments are just --help, or -1 with ERR set. */
 int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
                     char **argv, si_error *err);
 /* Collective: makes every rank's PARSED (star_args_parse's result on that rank) the job's. Every
@@ -83,12 +95,22 @@ int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, i
  * differ, or the lowest rank whose parse failed, makes it -1 everywhere, with ERR set on every
  * rank to what went wrong there. */
 int star_args_agree(int parsed, int argc, char **argv, si_error *err);
+/* What a command's parsers made of FLAG, the last word when HAS_VALUE is 0 (they were then offered
+ * an empty value, only to learn whether FLAG is one of theirs): RC 1 taken, 0 not a flag of any,
+ * -1 a bad value (in ERR). Returns 0 when FLAG and its value were taken, else -1 with ERR saying
+ * "unknown argument" or "needs a value". */
+int args_flag_taken(const char *flag, int rc, int has_value, si_error *err);
 /* Ends run or eval when its arguments are not to be served (PARSED: 1 for --help, -1 for an
  * error): rank 0 prints USAGE, or ERR as "starinfer NAME: ...", and MPI stops. Returns the exit
  * code, 0 or 2. */
 int star_args_exit(int parsed, const char *name, const char *usage, const si_error *err);
 
-/* Reads a whole file (PATH "-" is standard input) into a malloc'd NUL-terminated string. */
+/* Checks that --model's DIR is a directory before its files are looked for in it: a path that
+ * does not exist, or a file, is reported as such rather than as a missing config.json. */
+int model_dir_check(const char *dir, si_error *err);
+
+/* Reads a whole file (PATH "-" is standard input) into a malloc'd NUL-terminated string. A
+ * directory, or a file with a NUL byte in it (a binary file), is refused naming FLAG and PATH. */
 char *read_text(const char *path, const char *flag, size_t *len, si_error *err);
 
 #endif

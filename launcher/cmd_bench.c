@@ -38,9 +38,7 @@ static const char *usage =
     "  --chunk N              most tokens per forward (default 512 on a CPU, 8192 on a GPU)\n"
     "  --merge MODE           auto (default), one-call or two-call\n"
     "  --merge-transport T    mpi (default) or nccl (GPU to GPU, one GPU per rank)\n"
-    "  --device KIND          auto (default), cpu or cuda\n"
-    "  --dtype T              auto (default: bf16 on a GPU), bf16 or fp32\n"
-    "  --share-gpus           let several ranks of a node share a GPU (testing)\n"
+    "  --share-gpus           several ranks of a node share a GPU (testing)\n" DEVICE_FLAGS_HELP
     "Prints a markdown table on stdout; exits 1 when any configuration failed (its JSON line\n"
     "has an \"error\" field).\n";
 
@@ -61,23 +59,28 @@ typedef struct {
     char command[8192];
 } bench_opts;
 
+/* A comma-separated list of whole numbers, each item given (not "256,,512" nor "256,"). */
 static int parse_list(const char *flag, const char *value, int_list *out, si_error *err)
 {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", value);
     out->n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        long n;
+    for (char *item = buf, *next; item; item = next) {
+        next = strchr(item, ',');
+        if (next)
+            *next++ = 0;
+        if (!*item)
+            return si_error_set(err,
+                                "%s expects a comma-separated list of whole numbers with no empty "
+                                "item, got '%s'",
+                                flag, value);
         if (out->n == MAX_LIST)
             return si_error_set(err, "%s takes at most %d values", flag, MAX_LIST);
-        if (parse_int(flag, tok, 1, 1L << 30, &n, err))
+        long n;
+        if (parse_int(flag, item, 1, 1L << 30, &n, err))
             return -1;
         out->v[out->n++] = (int)n;
     }
-    if (out->n == 0)
-        return si_error_set(err, "%s expects a comma-separated list of whole numbers, got '%s'",
-                            flag, value);
     return 0;
 }
 
@@ -137,16 +140,13 @@ static int parse(bench_opts *o, int argc, char **argv, si_error *err)
         const char *flag = argv[i++];
         if (star_flags_switch(&o->s, flag))
             continue;
-        if (i == argc)
-            return si_error_set(err, "%s needs a value (see --help)", flag);
-        const char *value = argv[i++];
+        int has_value = i < argc;
+        const char *value = has_value ? argv[i++] : ""; /* see args_flag_taken */
         int rc = bench_flag(o, flag, value, err);
         if (rc == 0)
             rc = star_flags_parse(&o->s, flag, value, err);
-        if (rc < 0)
+        if (args_flag_taken(flag, rc, has_value, err))
             return -1;
-        if (rc == 0)
-            return si_error_set(err, "unknown argument '%s' (see --help)", flag);
     }
     if (!o->s.shape == !o->s.model_dir)
         return si_error_set(err, "give exactly one of --shape NAME (%s) and --model DIR",
@@ -154,6 +154,8 @@ static int parse(bench_opts *o, int argc, char **argv, si_error *err)
     if (!o->lengths.n)
         return si_error_set(err, "--lengths N[,N..] is required (context tokens)");
     o->s.weight_seed = o->seed;
+    if (mpi_rank() == 0)
+        star_flags_warn(o->s.req.attn, o->blocks.n, o->anchors.n);
     return 0;
 }
 

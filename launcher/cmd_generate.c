@@ -11,15 +11,16 @@
 #include "runtime/device.h"
 #include "runtime/generation.h"
 #include "runtime/global_attention.h"
+#include "runtime/mpi_check.h"
 #include "runtime/timer.h"
 
 static const char *usage =
     "usage: starinfer generate --model DIR --prompt TEXT [options]\n"
     "Runs the model on one process with global attention and prints the continuation.\n"
-    "  --json                 print the answer, timings and memory as JSON\n"
-    "  --device KIND          auto (default: cuda when a GPU is present), cpu or cuda\n"
-    "  --dtype T              auto (default: bf16 on a GPU, fp32 on a CPU), bf16 or "
-    "fp32\n" GEN_FLAGS_HELP;
+    "  --model DIR            a Hugging Face model directory, as downloaded\n"
+    "  --prompt TEXT          the prompt: one user turn of the chat template, or raw text\n"
+    "  --json                 print the answer, timings and memory as JSON\n" DEVICE_FLAGS_HELP
+        GEN_FLAGS_HELP;
 
 typedef struct {
     const char *model_dir, *prompt;
@@ -28,6 +29,27 @@ typedef struct {
     compute_dtype dtype;
     gen_flags g;
 } generate_opts;
+
+/* 1 when FLAG is one of generate's own flags (VALUE taken), 0 when not, -1 on error. */
+static int generate_flag(generate_opts *o, const char *flag, const char *value, si_error *err)
+{
+    if (!strcmp(flag, "--model")) {
+        if (!*value)
+            return si_error_set(err, "--model needs a directory");
+        o->model_dir = value;
+    } else if (!strcmp(flag, "--prompt")) {
+        o->prompt = value;
+    } else if (!strcmp(flag, "--device")) {
+        if (device_parse(value, &o->device, err))
+            return -1;
+    } else if (!strcmp(flag, "--dtype")) {
+        if (dtype_parse(value, &o->dtype, err))
+            return -1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
 
 static int parse(generate_opts *o, int argc, char **argv, si_error *err)
 {
@@ -39,27 +61,17 @@ static int parse(generate_opts *o, int argc, char **argv, si_error *err)
             o->json |= !strcmp(flag, "--json");
             continue;
         }
-        if (i == argc)
-            return si_error_set(err, "%s needs a value\n%s", flag, usage);
-        const char *value = argv[i++];
+        int has_value = i < argc;
+        const char *value = has_value ? argv[i++] : ""; /* see args_flag_taken */
         int rc = gen_flags_parse(&o->g, flag, value, err);
-        if (rc < 0)
+        if (rc == 0)
+            rc = generate_flag(o, flag, value, err);
+        if (args_flag_taken(flag, rc, has_value, err))
             return -1;
-        if (rc == 0 && !strcmp(flag, "--model"))
-            o->model_dir = value;
-        else if (rc == 0 && !strcmp(flag, "--prompt"))
-            o->prompt = value;
-        else if (rc == 0 && !strcmp(flag, "--device")) {
-            if (device_parse(value, &o->device, err))
-                return -1;
-        } else if (rc == 0 && !strcmp(flag, "--dtype")) {
-            if (dtype_parse(value, &o->dtype, err))
-                return -1;
-        } else if (rc == 0)
-            return si_error_set(err, "unknown argument '%s'\n%s", flag, usage);
     }
     if (!o->model_dir || !o->prompt)
         return si_error_set(err, "--model and --prompt are required\n%s", usage);
+    gen_flags_warn(&o->g);
     return 0;
 }
 
@@ -91,6 +103,12 @@ int cmd_generate(int argc, char **argv)
 {
     generate_opts o;
     si_error err;
+    if (mpi_launched_size() > 1) {
+        /* Each process would answer on its own: refused on every one, said once, by rank 0. */
+        mpi_start(&argc, &argv);
+        si_error_set(&err, "generate runs on one process; use `starinfer run` across ranks");
+        return star_args_exit(-1, "generate", usage, &err);
+    }
     if (argc == 1 && !strcmp(argv[0], "--help")) {
         fputs(usage, stdout);
         return 0;
@@ -106,7 +124,8 @@ int cmd_generate(int argc, char **argv)
     }
     model m;
     int *ids = NULL, n = 0;
-    int loaded = model_load_mapped(&m, o.model_dir, &err) == 0;
+    int loaded =
+        model_dir_check(o.model_dir, &err) == 0 && model_load_mapped(&m, o.model_dir, &err) == 0;
     if (!loaded || prompt_encode(&m, o.g.use_chat, o.prompt, &ids, &n, &err) != 0) {
         fprintf(stderr, "starinfer generate: %s\n", err.msg);
         if (loaded)

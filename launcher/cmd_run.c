@@ -14,8 +14,11 @@
 static const char *usage =
     "usage: mpirun -np R starinfer run --model DIR --context FILE|- (--query TEXT | --query-file "
     "FILE) [options]\n"
-    "Answers the query over the context with Star Attention across the MPI ranks.\n" STAR_FLAGS_HELP
-    GEN_FLAGS_HELP "  --json                 print the answer, timings and memory as JSON\n";
+    "Answers the query over the context with Star Attention across the MPI ranks.\n"
+    "  --context FILE|-       the document, a text file ('-': standard input)\n"
+    "  --query TEXT           the question\n"
+    "  --query-file FILE      the question, read from FILE\n" STAR_FLAGS_HELP GEN_FLAGS_HELP
+    "  --json                 print the answer, timings and memory as JSON\n";
 
 typedef struct {
     star_flags s;
@@ -59,6 +62,12 @@ static int read_request(const model *m, const run_opts *o, request_ids *r, si_er
     char *context = read_text(o->context, "--context", NULL, err);
     if (!context)
         return -1;
+    if (!context[strspn(context, " \t\n\v\f\r")]) {
+        si_error_set(err, "--context %s is empty%s; give the document the query is about",
+                     o->context, *context ? " (whitespace only)" : "");
+        free(context);
+        return -1;
+    }
     char *query = o->query ? strdup(o->query) : read_text(o->query_file, "--query-file", NULL, err);
     int rc = -1;
     if (query)

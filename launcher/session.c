@@ -42,7 +42,8 @@ int session_open(session *s, star_flags *flags)
     int ok = s->be != NULL;
     if (ok)
         ok = s->loaded = (flags->shape ? model_shape_init(&s->m, flags->shape, &err)
-                                       : model_load_mapped(&s->m, flags->model_dir, &err)) == 0;
+                                       : model_dir_check(flags->model_dir, &err) ||
+                                             model_load_mapped(&s->m, flags->model_dir, &err)) == 0;
     if (!ok)
         si_log("error: %s", err.msg);
     if (!mpi_all_ok(ok))

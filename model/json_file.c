@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define HINT_REDOWNLOAD "\n  HINT: the file is damaged or incomplete; download it again"
 
@@ -22,6 +23,15 @@ char *json_file_read_text(const char *path, size_t *len, int *missing, si_error 
                          "cannot open %s: %s\n  HINT: the model folder needs this file of its "
                          "Hugging Face checkpoint",
                          path, strerror(e));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        si_error_set(err,
+                     "%s is a directory\n  HINT: the model folder needs this file of its Hugging "
+                     "Face checkpoint in its place",
+                     path);
         return NULL;
     }
     char *text = NULL;

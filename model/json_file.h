@@ -9,8 +9,9 @@
 #include "kernels/check.h"
 
 /* Reads the whole of PATH into a malloc'd, NUL-terminated buffer of *LEN bytes (LEN may be
- * NULL). Returns NULL with ERR set when it cannot. With MISSING not NULL, a file that does not
- * exist is no error: NULL comes back with *MISSING = 1 and ERR untouched (the caller decides). */
+ * NULL). Returns NULL with ERR set when it cannot (a directory at PATH included). With MISSING not
+ * NULL, a file that does not exist is no error: NULL comes back with *MISSING = 1 and ERR untouched
+ * (the caller decides). */
 char *json_file_read_text(const char *path, size_t *len, int *missing, si_error *err);
 
 /* Parses LEN bytes of TEXT as one JSON value followed by nothing but whitespace. Returns NULL

@@ -176,11 +176,12 @@ static int map_file(st_mapping *m, const char *path, si_error *err)
     if (fd < 0)
         return si_error_set(err, "cannot open %s: %s\n  HINT: check that it exists and is readable",
                             path, strerror(errno));
-    struct stat st;
+    struct stat st = {0};
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return si_error_set(err, "%s is not a regular file\n  HINT: check the model directory",
-                            path);
+        return si_error_set(err, "%s is %s\n  HINT: check the model directory", path,
+                            S_ISDIR(st.st_mode) ? "a directory, not a safetensors file"
+                                                : "not a regular file");
     }
     m->size = (size_t)st.st_size;
     m->map = NULL;

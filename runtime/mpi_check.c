@@ -37,6 +37,17 @@ int mpi_size(void)
     return n;
 }
 
+int mpi_launched_size(void)
+{
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0)
+            return atoi(v);
+    }
+    return 1;
+}
+
 void mpi_start(int *argc, char ***argv)
 {
     MPI_Init(argc, argv);

@@ -11,6 +11,10 @@
 void mpi_check_at(int rc, const char *call, const char *file, int line);
 #define mpiCheck(call) mpi_check_at((call), #call, __FILE__, __LINE__)
 
+/* How many processes the launcher started, read from its environment without starting MPI:
+ * Open MPI's mpirun, MPICH's Hydra and Slurm's srun say so (not SLURM_NTASKS, which a batch
+ * script of a job of several tasks also has). 1 outside a launcher. */
+int mpi_launched_size(void);
 /* Starts MPI (errors returned rather than fatal, so they can be reported), names the log prefix
  * after the rank, and makes every fatal error end the job through MPI_Abort. */
 void mpi_start(int *argc, char ***argv);

@@ -60,6 +60,16 @@ generate_missing_model)
   expect 1 "$bin" generate --model "$tmp/nowhere" --prompt "Hello"
   says "$tmp/nowhere"
   ;;
+generate_model_not_a_directory)
+  # --model names no directory: said so, rather than "config.json not found".
+  expect 1 "$bin" generate --model "$tmp/nowhere" --prompt "Hello"
+  says "--model $tmp/nowhere: no such directory"
+  echo "not a model" >"$tmp/file.txt"
+  expect 1 "$bin" generate --model "$tmp/file.txt" --prompt "Hello"
+  says "--model $tmp/file.txt is a file, not a model directory (give the directory that holds config.json)"
+  expect 2 "$bin" generate --model "" --prompt "Hello"
+  says "--model needs a directory"
+  ;;
 generate_unsupported_architecture)
   model_copy
   sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/' "$tmp/model/config.json"
@@ -78,6 +88,39 @@ generate_truncated_weights)
   expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
   says "model.safetensors"
   ;;
+generate_model_file_is_directory)
+  # A directory where the model folder should hold a file: named, not taken for a file of
+  # 2^63 bytes (it was "out of host memory").
+  model_copy
+  for f in config.json generation_config.json tokenizer.json tokenizer_config.json \
+    model.safetensors; do
+    mv "$tmp/model/$f" "$tmp/$f"
+    mkdir "$tmp/model/$f"
+    expect 1 "$bin" generate --model "$tmp/model" --prompt "Hello"
+    says "$tmp/model/$f is a directory"
+    ! grep -q "out of host memory" "$tmp/err" || fail "$f: a directory read as a file"
+    rmdir "$tmp/model/$f"
+    mv "$tmp/$f" "$tmp/model/$f"
+  done
+  mkdir -p "$tmp/sharded" && cp "$fixtures/models/tiny-sharded"/* "$tmp/sharded/"
+  for f in model.safetensors.index.json model-00002-of-00007.safetensors; do
+    mv "$tmp/sharded/$f" "$tmp/$f"
+    mkdir "$tmp/sharded/$f"
+    expect 1 "$bin" generate --model "$tmp/sharded" --prompt "Hello"
+    says "$tmp/sharded/$f is a directory"
+    rmdir "$tmp/sharded/$f"
+    mv "$tmp/$f" "$tmp/sharded/$f"
+  done
+  ;;
+generate_unknown_argument)
+  # A last word that is no flag is unknown, not a flag missing its value.
+  expect 2 "$bin" generate --model "$model" --prompt "Hello" --bogus
+  says "unknown argument '--bogus' (see --help)"
+  expect 2 "$bin" generate --model "$model" --prompt "Hello" extra
+  says "unknown argument 'extra' (see --help)"
+  expect 2 "$bin" generate --model "$model" --prompt
+  says "--prompt needs a value"
+  ;;
 generate_no_gpu)
   # Asked for CUDA where there is none: the error names the node and what to do.
   if [[ -e /dev/nvidia0 ]]; then
@@ -86,6 +129,18 @@ generate_no_gpu)
   fi
   expect 1 "$bin" generate --model "$model" --prompt "Hello" --device cuda
   says "$(hostname)"; says "--device cpu"
+  ;;
+generate_under_mpirun)
+  # generate is one process: under a launcher that started several, every one refuses (each
+  # would print its own answer), rank 0 says why once, and the job ends; one process still runs.
+  expect 2 timeout 60 "${mpirun[@]}" -np 2 "$bin" generate --model "$model" --prompt "Hello" \
+    --max-new-tokens 3
+  says "generate runs on one process; use \`starinfer run\` across ranks"
+  [[ $(grep -c "generate runs on one process" "$tmp/err") == 1 ]] || fail "not said once"
+  [[ ! -s $tmp/out ]] || fail "an answer was printed"
+  expect 0 timeout 60 "${mpirun[@]}" -np 1 "$bin" generate --model "$model" --prompt "Hello" \
+    --max-new-tokens 3 --json
+  json "d['generated_tokens'] >= 1"
   ;;
 generate_bad_flag)
   expect 2 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens many
@@ -276,6 +331,81 @@ run_unreadable_context)
   expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/missing.txt" \
     --query "Why?"
   says "--context"; says "$tmp/missing.txt"
+  ;;
+run_model_not_a_directory)
+  # The same on every rank of run (checked where the model loads), and for bench.
+  make_context 50
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$tmp/nowhere" --context "$tmp/context.txt" \
+    --query "Why?"
+  says "--model $tmp/nowhere: no such directory"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" bench --model "$tmp/context.txt" --lengths 64
+  says "--model $tmp/context.txt is a file, not a model directory"
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "" --context "$tmp/context.txt" --query "Why?"
+  says "--model needs a directory"
+  ;;
+run_context_nul)
+  # A NUL byte would end the text there: refused with its offset, from a file, standard input
+  # or --query-file, instead of answering over the first half.
+  make_context 600
+  python3 - "$tmp/context.txt" "$tmp/nul.txt" <<'PY'
+import sys
+text = bytearray(open(sys.argv[1], "rb").read()[:3000])
+text[1500] = 0
+open(sys.argv[2], "wb").write(text)
+PY
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/nul.txt" --query "Why?"
+  says "--context $tmp/nul.txt: byte 1500 is a NUL (a binary file?)"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" <"$tmp/nul.txt"
+  says "--context -: byte 1500 is a NUL"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query-file "$tmp/nul.txt"
+  says "--query-file $tmp/nul.txt: byte 1500 is a NUL"
+  [[ ! -s $tmp/out ]] || fail "an answer was printed"
+  ;;
+run_context_empty)
+  # Nothing to read is no document: an empty file, empty standard input, whitespace only.
+  : >"$tmp/empty.txt"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/empty.txt" --query "Why?"
+  says "--context $tmp/empty.txt is empty"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" </dev/null
+  says "--context - is empty"
+  printf ' \n\t\n' >"$tmp/blank.txt"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/blank.txt" --query "Why?"
+  says "--context $tmp/blank.txt is empty (whitespace only)"
+  [[ ! -s $tmp/out ]] || fail "an answer was printed"
+  ;;
+run_context_directory)
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp" --query "Why?"
+  says "--context $tmp is a directory"
+  ;;
+run_unknown_argument)
+  # The same for run and eval (star_args_parse): eval has no --json.
+  make_context 50
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --bogus
+  says "unknown argument '--bogus' (see --help)"
+  expect 2 "${mpirun[@]}" -np 2 "$bin" eval --model "$model" --requests "$tmp/in.jsonl" \
+    --out "$tmp/out.jsonl" --json
+  says "unknown argument '--json' (see --help)"
+  expect 2 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --query "Why?" --context
+  says "--context needs a value"
+  ;;
+run_ignored_flags_warned)
+  # Flags that others make moot are run with, but said to be ignored, once (by rank 0).
+  make_context 100
+  expect 0 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 2 --attn global --block-size 10 --top-p 0.5
+  says "warning: --block-size ignored: --attn global"
+  says "warning: --top-p ignored: sampling needs --temperature above 0"
+  [[ $(grep -c "ignored" "$tmp/err") == 2 ]] || fail "not warned once each"
+  expect 0 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query "Why?" --max-new-tokens 2 --block-size 64 --temperature 0.7 --top-p 0.5 --seed 3
+  ! grep -q "ignored" "$tmp/err" || fail "warned of flags that were used"
+  expect 0 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens 2 --seed 3
+  says "warning: --seed ignored"
+  expect 0 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --attn global \
+    --block-size 32 --anchor-size 16 --repeat 1 --warmup 0 --decode-tokens 2
+  says "warning: --block-size and --anchor-size ignored: --attn global"
   ;;
 run_more_ranks_than_blocks)
   make_context 100
@@ -560,6 +690,20 @@ bench_bad_lengths)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64,lots
   says "--lengths"; says "lots"
   ;;
+bench_empty_list_item)
+  # An empty item in a list is a typo, not a list one shorter: refused, naming the flag.
+  for list in "--lengths 256,,512" "--lengths 256," "--block-size 64," "--anchor-size ,32"; do
+    read -r flag value <<<"$list"
+    expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 "$flag" "$value"
+    says "$flag expects a comma-separated list of whole numbers with no empty item, got '$value'"
+  done
+  ;;
+bench_unknown_argument)
+  expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --bogus
+  says "unknown argument '--bogus' (see --help)"
+  expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --share-gpus extra
+  says "unknown argument 'extra' (see --help)"
+  ;;
 bench_bad_sustained)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --shape tiny --lengths 64 --sustained 601
   says "--sustained"; says "600"; says "601"
@@ -567,6 +711,48 @@ bench_bad_sustained)
 bench_needs_a_model)
   expect 2 "${mpirun[@]}" -np 1 "$bin" bench --lengths 64
   says "--shape"; says "--model"
+  ;;
+help_lists_every_flag)
+  # Every flag that a command takes is listed in its --help, one per option line, and every flag
+  # listed there is taken; run's and eval's are in README.md's table. A flag is taken when the
+  # command, given it alone, does not call it unknown; the flags tried are those the launcher's
+  # sources name.
+  python3 - "$bin" "$repo" <<'PY' >"$tmp/err" 2>&1 || fail "help and parsers disagree"
+import glob, re, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+bin, repo = sys.argv[1], sys.argv[2]
+source = "".join(open(p).read() for p in glob.glob(repo + "/launcher/*.c"))
+flags = sorted(set(re.findall(r'"(--[a-z][a-z-]*)"', source)) - {"--help", "--version"})
+commands = ["generate", "run", "eval", "bench"]
+# named in the usage line only (not yet on option lines of their own)
+usage_only = {"eval": {"--requests", "--out"}}
+
+def taken(cmd, flag):
+    r = subprocess.run([bin, cmd, flag], capture_output=True, text=True, timeout=60)
+    return f"unknown argument '{flag}'" not in r.stderr
+
+def listed(cmd):
+    text = subprocess.run([bin, cmd, "--help"], capture_output=True, text=True).stdout
+    return set(re.findall(r"^ +(--[a-z][a-z-]*)", text, re.M))
+
+with ThreadPoolExecutor(8) as pool:
+    probes = {(c, f): pool.submit(taken, c, f) for c in commands for f in flags}
+    helps = {c: pool.submit(listed, c) for c in commands}
+bad = []
+for c in commands:
+    takes = {f for f in flags if probes[c, f].result()}
+    shown = helps[c].result() | usage_only.get(c, set())
+    bad += [f"{c} takes {f}, its --help does not list it" for f in sorted(takes - shown)]
+    bad += [f"{c} --help lists {f}, which it does not take" for f in sorted(shown - takes)]
+readme = open(repo + "/README.md").read()
+table = readme[readme.index("`run` and `eval` options"):].split("\n\n")[1]
+first_cells = [row.split("|")[1] for row in table.splitlines() if row.startswith("| `")]
+in_table = set(re.findall(r"--[a-z][a-z-]*", " ".join(first_cells)))
+for c in ("run", "eval"):
+    bad += [f"README.md's table lacks {c}'s {f}" for f in sorted(helps[c].result() - in_table)]
+print("\n".join(bad) or "ok")
+sys.exit(1 if bad else 0)
+PY
   ;;
 *)
   echo "unknown case '$1'"

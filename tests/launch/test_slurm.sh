@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a real one-node Slurm (munge, slurmctld, slurmd) in a temporary folder, submits
 # launcher/starinfer.sbatch with 4 CPU-only ranks and checks its JSON, then runs starinfer once
-# under srun --mpi=pmix with 2 ranks. Every daemon is stopped by its PID when the test ends.
+# under srun --mpi=pmix with 2 ranks, and checks that generate refuses to run on 2. Every daemon
+# is stopped by its PID when the test ends.
 #
 #   bash tests/launch/test_slurm.sh     (from anywhere; STARINFER_BIN defaults to build/starinfer)
 #
@@ -271,13 +272,24 @@ grep -Eq '"block_size":[[:space:]]*128' "$result" || fail "the job did not pass 
 grep -Eq '"anchor_size":[[:space:]]*64' "$result" || fail "the job did not pass ANCHOR=64 as --anchor-size"
 
 # ---- 2: srun --mpi=pmix directly, 2 ranks ----
-srun_s=$(limit 60 5) || exit 1
+srun_s=$(limit 60 25) || exit 1
 if ! timeout "$srun_s" srun --mpi=pmix -n 2 --kill-on-bad-exit=1 --chdir="$D" \
     "$bin" run --model "$model" --context "$ctx" --query "$QUERY" --max-new-tokens 4 --json \
     >"$D/srun.json" 2>"$D/srun.err"; then
     fail "srun --mpi=pmix -n 2 failed"
 fi
 check_json "$D/srun.json" 2 || fail "srun's JSON is not what it should be"
+
+# ---- 3: generate under srun -n 2: refused on both tasks, said once (each would answer) ----
+srun_s=$(limit 30 0) || exit 1
+timeout "$srun_s" srun --mpi=pmix -n 2 --chdir="$D" "$bin" generate --model "$model" \
+    --prompt "Hello" --max-new-tokens 2 >"$D/generate.out" 2>"$D/generate.err"
+generate_rc=$?
+[ "$generate_rc" -ne 0 ] && [ "$generate_rc" -ne 124 ] ||
+    fail "generate under srun -n 2 ended with status $generate_rc: $(cat "$D/generate.err")"
+[ "$(grep -c "generate runs on one process" "$D/generate.err")" -eq 1 ] ||
+    fail "generate under srun -n 2 did not refuse once: $(cat "$D/generate.err")"
+[ ! -s "$D/generate.out" ] || fail "generate under srun -n 2 printed an answer"
 
 say "PASS"
 exit 0
