@@ -188,10 +188,18 @@ void gen_flags_warn(const gen_flags *g)
                      "sampling needs --temperature above 0; decoding is greedy");
 }
 
+int args_want_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
 int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, int argc,
                     char **argv, si_error *err)
 {
-    if (argc == 1 && !strcmp(argv[0], "--help"))
+    if (args_want_help(argc, argv))
         return 1;
     star_flags_init(s);
     gen_flags_init(g);

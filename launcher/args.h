@@ -85,6 +85,9 @@ typedef int (*own_flags_fn)(void *opts, const char *flag, const char *value);
 void star_flags_warn(attn_mode attn, int block, int anchor);
 void gen_flags_warn(const gen_flags *g);
 
+/* Whether any argument is --help or -h: a command's help wins over whatever else is given. */
+int args_want_help(int argc, char **argv);
+
 /* Reads the arguments of run or eval: S and G start from their defaults, each flag is offered to
  * S, then G, then OWN (with OPTS), and S is checked once all are read (rank 0 warns of flags
  * that others make moot). Returns 0, 1 when the arguments are just --help, or -1 with ERR set. */

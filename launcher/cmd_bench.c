@@ -125,7 +125,7 @@ static int bench_flag(bench_opts *o, const char *flag, const char *value, si_err
 
 static int parse(bench_opts *o, int argc, char **argv, si_error *err)
 {
-    if (argc == 1 && !strcmp(argv[0], "--help"))
+    if (args_want_help(argc, argv))
         return 1;
     memset(o, 0, sizeof *o);
     star_flags_init(&o->s);

@@ -22,7 +22,10 @@ static const char *usage =
     "Answers each line {\"context\", \"query\", \"max_new_tokens\"} of IN.jsonl and appends one "
     "result\nper line to OUT.jsonl (\"line\" names the request's line). Run again, it skips the "
     "lines already\nanswered in OUT.jsonl and tries again those recorded there as "
-    "errors.\n" STAR_FLAGS_HELP GEN_FLAGS_HELP;
+    "errors.\n"
+    "  --requests FILE        the requests, one JSON object per line (a regular file)\n"
+    "  --out FILE             the results, appended one JSON line per request\n" STAR_FLAGS_HELP
+        GEN_FLAGS_HELP;
 
 typedef struct {
     star_flags s;

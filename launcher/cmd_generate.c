@@ -109,7 +109,7 @@ int cmd_generate(int argc, char **argv)
         si_error_set(&err, "generate runs on one process; use `starinfer run` across ranks");
         return star_args_exit(-1, "generate", usage, &err);
     }
-    if (argc == 1 && !strcmp(argv[0], "--help")) {
+    if (args_want_help(argc, argv)) {
         fputs(usage, stdout);
         return 0;
     }
