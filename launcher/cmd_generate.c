@@ -132,6 +132,7 @@ int cmd_generate(int argc, char **argv)
             model_free(&m);
         return 1;
     }
+    model_warn_unused(&m);
     int capacity = n + o.g.gen.max_new_tokens;
     if (capacity > m.cfg.max_position_embeddings) {
         fprintf(stderr,

@@ -62,6 +62,8 @@ int session_open(session *s, star_flags *flags)
         }
         return -1;
     }
+    if (s->rank == 0 && !flags->shape)
+        model_warn_unused(&s->m);
     device_share_threads(local_size);
     if (!flags->req.chunk)
         flags->req.chunk = session_default_chunk(s->be);

@@ -27,6 +27,10 @@ static int load(model *m, const char *dir, int host_weights, si_error *err)
         return -1;
     if (st_open_dir(&m->set, dir, err) != 0)
         return -1;
+    const char *first;
+    m->n_unused = model_weights_unused(&m->cfg, &m->set, &first);
+    if (first)
+        snprintf(m->first_unused, sizeof m->first_unused, "%s", first);
     int rc;
     if (host_weights) {
         rc = model_weights_load(&m->w, &m->cfg, &m->set, err);
@@ -52,6 +56,16 @@ int model_load(model *m, const char *dir, si_error *err)
 int model_load_mapped(model *m, const char *dir, si_error *err)
 {
     return load(m, dir, 0, err);
+}
+
+void model_warn_unused(const model *m)
+{
+    if (m->n_unused)
+        si_warn("%d tensor(s) of the safetensors files are not used by the model config.json "
+                "describes (%s%s): they are ignored\n"
+                "  HINT: check num_hidden_layers and tie_word_embeddings in config.json against "
+                "the checkpoint",
+                m->n_unused, m->first_unused, m->n_unused > 1 ? ", ..." : "");
 }
 
 void model_free(model *m)

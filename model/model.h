@@ -16,11 +16,17 @@ typedef struct {
     tokenizer *tok;
     chat_format chat;
     float *inv_freq; /* [head_dim / 2] */
+    /* Tensors of the files that the model config.json describes does not use (the first named):
+     * the files may not match config.json. Left to the caller to report. */
+    int n_unused;
+    char first_unused[128];
 } model;
 
 /* Loads DIR/config.json (+ generation_config.json), the safetensors weights (single file or
  * sharded), DIR/tokenizer.json and DIR/tokenizer_config.json. Errors name the file at fault. */
 int model_load(model *m, const char *dir, si_error *err);
+/* Warns on stderr when the files hold tensors the model does not use (M->n_unused). */
+void model_warn_unused(const model *m);
 /* The same, for a backend that keeps its own copy of the weights: every tensor is found and
  * checked but left in the files (M->set, mapped) for backend_weights_stream, which converts them
  * tensor by tensor; M->w stays empty. What the commands use, on every backend. */

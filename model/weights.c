@@ -276,6 +276,24 @@ int model_weights_each(const model_config *cfg, const st_set *set, weight_put_fn
     return rc;
 }
 
+int model_weights_unused(const model_config *cfg, const st_set *set, const char **first)
+{
+    int n = n_specs(cfg), unused = 0;
+    weight_spec *specs = callocCheck((size_t)n, sizeof *specs, "the weight list");
+    weight_specs(cfg, NULL, specs);
+    *first = NULL;
+    for (int t = 0; t < set->n_tensors; t++) {
+        const char *name = set->tensors[t].name;
+        int used = strstr(name, "rotary_emb.inv_freq") != NULL;
+        for (int i = 0; i < n && !used; i++)
+            used = !strcmp(specs[i].name, name);
+        if (!used && !unused++)
+            *first = name;
+    }
+    free(specs);
+    return unused;
+}
+
 void model_weights_free(model_weights *w)
 {
     free(w->block);

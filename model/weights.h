@@ -46,6 +46,9 @@ typedef void (*weight_put_fn)(void *user, int index, const void *data, elem_type
  * without a host copy: the way to fill a device's copy, converted by the backend. The order,
  * which INDEX counts: embed, norm, lm_head (absent when tied), then per layer attn_norm, wq, wk,
  * wv, wo, mlp_norm, w_gate, w_up, w_down. With PUT NULL it only checks. */
+/* How many tensors of SET the model CFG describes does not use (RoPE's stored inv_freq aside, which
+ * older checkpoints carry), and the first of them in *FIRST (NULL when none). */
+int model_weights_unused(const model_config *cfg, const st_set *set, const char **first);
 int model_weights_each(const model_config *cfg, const st_set *set, weight_put_fn put, void *user,
                        si_error *err);
 

@@ -234,6 +234,29 @@ PY
   says "logits are not finite"
   [[ ! -s "$tmp/out" ]] || fail "an answer was printed"
   ;;
+generate_unused_tensors)
+  # config.json with one layer fewer than the checkpoint, or tied embeddings beside a stored
+  # lm_head: the tensors left over are ignored, as Transformers does, and named in a warning.
+  model_copy
+  python3 - "$tmp/model/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["num_hidden_layers"] -= 1
+json.dump(c, open(sys.argv[1], "w"))
+PY
+  expect 0 "$bin" generate --model "$tmp/model" --prompt "Hello" --max-new-tokens 2
+  says "9 tensor(s) of the safetensors files are not used by the model config.json describes (model.layers.2."
+  python3 - "$tmp/model/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["num_hidden_layers"] += 1; c["tie_word_embeddings"] = True
+json.dump(c, open(sys.argv[1], "w"))
+PY
+  expect 0 "${mpirun[@]}" -np 2 "$bin" run --model "$tmp/model" --context "$tmp/model/config.json" \
+    --query "Why?" --max-new-tokens 2
+  says "1 tensor(s) of the safetensors files are not used by the model config.json describes (lm_head.weight)"
+  [[ $(grep -c "not used by the model" "$tmp/err") == 1 ]] || fail "not one warning"
+  expect 0 "$bin" generate --model "$model" --prompt "Hello" --max-new-tokens 2
+  ! grep -q "not used by the model" "$tmp/err" || fail "a warning for the unchanged model"
+  ;;
 run_context_from_stdin)
   make_context 100
   "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context - --query "Why?" \
