@@ -31,9 +31,11 @@ static char *concat(const char *a, const char *b, const char *c)
 int prompt_encode_request(const model *m, int use_chat, const char *context, const char *query,
                           request_ids *r, si_error *err)
 {
-    if (!*query)
-        return si_error_set(err, "the query is empty: give a question with --query TEXT or "
-                                 "--query-file FILE");
+    if (!query[strspn(query, " \t\n\v\f\r")])
+        return si_error_set(err,
+                            "the query is empty%s: give a question with --query TEXT or "
+                            "--query-file FILE",
+                            *query ? " (whitespace only)" : "");
     chat_format fmt = use_chat ? m->chat : CHAT_FORMAT_RAW;
     char *ctx_text, *query_text;
     if (fmt == CHAT_FORMAT_RAW) {

@@ -343,6 +343,9 @@ run_empty_query)
   expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
     --query ""
   says "query is empty"
+  expect 1 "${mpirun[@]}" -np 2 "$bin" run --model "$model" --context "$tmp/context.txt" \
+    --query $' \n\t '
+  says "query is empty (whitespace only)"
   ;;
 run_context_too_long)
   make_context 3000
