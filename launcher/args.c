@@ -260,14 +260,13 @@ int star_args_agree(int parsed, int argc, char **argv, si_error *err)
                      odd);
         return -1;
     }
+    /* The same arguments read the same way everywhere, so a failure is rank 0's too, which reports
+     * it; should one rank alone fail, it says why itself. */
     int failed = mpi_first_failing(parsed >= 0);
-    if (failed > 0) { /* rank 0 reports it */
-        char msg[sizeof err->msg];
-        if (mpi_rank() == failed)
-            snprintf(msg, sizeof msg, "%s", err->msg);
-        mpiCheck(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, failed, MPI_COMM_WORLD));
-        si_error_set(err, "rank %d: %s", failed, msg);
-    }
+    if (failed > 0 && mpi_rank() == failed)
+        si_log("error: %s", err->msg);
+    if (failed > 0 && parsed >= 0)
+        si_error_set(err, "rank %d could not read its arguments (see its message)", failed);
     return failed >= 0 ? -1 : parsed;
 }
 

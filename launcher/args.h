@@ -95,8 +95,8 @@ int star_args_parse(star_flags *s, gen_flags *g, own_flags_fn own, void *opts, i
                     char **argv, si_error *err);
 /* Collective: makes every rank's PARSED (star_args_parse's result on that rank) the job's. Every
  * rank must have been given the same arguments (an MPMD launch can break that); a rank whose
- * differ, or the lowest rank whose parse failed, makes it -1 everywhere, with ERR set on every
- * rank to what went wrong there. */
+ * differ, or any rank whose parse failed, makes it -1 everywhere, with ERR set on rank 0 to what
+ * went wrong. */
 int star_args_agree(int parsed, int argc, char **argv, si_error *err);
 /* What a command's parsers made of FLAG, the last word when HAS_VALUE is 0 (they were then offered
  * an empty value, only to learn whether FLAG is one of theirs): RC 1 taken, 0 not a flag of any,
