@@ -95,14 +95,32 @@ void star_flags_init(star_flags *s)
     s->req.merge = STAR_MERGE_AUTO;
 }
 
-int star_flags_parse(star_flags *s, const char *flag, const char *value, si_error *err)
+int model_device_flags_parse(const char *flag, const char *value, const char **model_dir,
+                             device_kind *device, compute_dtype *dtype, si_error *err)
 {
-    long n = 0;
     if (!strcmp(flag, "--model")) {
         if (!*value)
             return si_error_set(err, "--model needs a directory");
-        s->model_dir = value;
-    } else if (!strcmp(flag, "--attn")) {
+        *model_dir = value;
+    } else if (!strcmp(flag, "--device")) {
+        if (device_parse(value, device, err))
+            return -1;
+    } else if (!strcmp(flag, "--dtype")) {
+        if (dtype_parse(value, dtype, err))
+            return -1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int star_flags_parse(star_flags *s, const char *flag, const char *value, si_error *err)
+{
+    long n = 0;
+    int rc = model_device_flags_parse(flag, value, &s->model_dir, &s->device, &s->dtype, err);
+    if (rc)
+        return rc;
+    if (!strcmp(flag, "--attn")) {
         if (strcmp(value, "star") && strcmp(value, "global"))
             return si_error_set(err, "--attn must be 'star' or 'global', got '%s'", value);
         s->req.attn = strcmp(value, "star") ? ATTN_GLOBAL : ATTN_STAR;
@@ -118,12 +136,6 @@ int star_flags_parse(star_flags *s, const char *flag, const char *value, si_erro
         if (parse_int(flag, value, 1, 1L << 20, &n, err))
             return -1;
         s->req.chunk = (int)n;
-    } else if (!strcmp(flag, "--device")) {
-        if (device_parse(value, &s->device, err))
-            return -1;
-    } else if (!strcmp(flag, "--dtype")) {
-        if (dtype_parse(value, &s->dtype, err))
-            return -1;
     } else if (!strcmp(flag, "--merge-transport")) {
         if (star_merge_parse_transport(value, &s->req.merge_transport))
             return si_error_set(err, "--merge-transport must be mpi or nccl, got '%s'", value);

@@ -17,6 +17,11 @@ int parse_float(const char *flag, const char *value, double min, double max, dou
                 si_error *err);
 int parse_u64(const char *flag, const char *value, uint64_t *out, si_error *err);
 
+/* --model, --device and --dtype, which generate shares with run, eval and bench: 1 when FLAG is one
+ * of them (VALUE taken into *MODEL_DIR, *DEVICE or *DTYPE), 0 when not, -1 on error. */
+int model_device_flags_parse(const char *flag, const char *value, const char **model_dir,
+                             device_kind *device, compute_dtype *dtype, si_error *err);
+
 /* Flags shared by generate, run and eval. */
 typedef struct {
     gen_params gen;

@@ -33,22 +33,11 @@ typedef struct {
 /* 1 when FLAG is one of generate's own flags (VALUE taken), 0 when not, -1 on error. */
 static int generate_flag(generate_opts *o, const char *flag, const char *value, si_error *err)
 {
-    if (!strcmp(flag, "--model")) {
-        if (!*value)
-            return si_error_set(err, "--model needs a directory");
-        o->model_dir = value;
-    } else if (!strcmp(flag, "--prompt")) {
+    if (!strcmp(flag, "--prompt")) {
         o->prompt = value;
-    } else if (!strcmp(flag, "--device")) {
-        if (device_parse(value, &o->device, err))
-            return -1;
-    } else if (!strcmp(flag, "--dtype")) {
-        if (dtype_parse(value, &o->dtype, err))
-            return -1;
-    } else {
-        return 0;
+        return 1;
     }
-    return 1;
+    return model_device_flags_parse(flag, value, &o->model_dir, &o->device, &o->dtype, err);
 }
 
 static int parse(generate_opts *o, int argc, char **argv, si_error *err)
