@@ -247,17 +247,13 @@ int args_flag_taken(const char *flag, int rc, int has_value, si_error *err)
     return rc < 0 ? -1 : 0;
 }
 
-/* FNV-1a over the arguments, each with its terminating NUL. */
+/* The arguments' key, each with its terminating NUL. */
 static uint64_t args_key(int argc, char **argv)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t key = MPI_KEY_START;
     for (int i = 0; i < argc; i++)
-        for (const char *c = argv[i];; c++) {
-            h = (h ^ (unsigned char)*c) * 1099511628211ull;
-            if (!*c)
-                break;
-        }
-    return h;
+        key = mpi_key_add(key, argv[i], strlen(argv[i]) + 1);
+    return key;
 }
 
 int star_args_agree(int parsed, int argc, char **argv, si_error *err)

@@ -7,7 +7,7 @@
 #include "runtime/mpi_check.h"
 #include "runtime/timer.h"
 
-/* FNV-1a over the sizes and constants of CFG that the ranks' computations must share. */
+/* The key of the sizes and constants of CFG that the ranks' computations must share. */
 static uint64_t config_key(const model_config *c)
 {
     float f[] = {c->rms_norm_eps, c->rope_theta, c->rope_factor, c->rope_low_freq_factor,
@@ -22,13 +22,7 @@ static uint64_t config_key(const model_config *c)
                (int)c->rope_scaling,
                c->rope_original_max_positions,
                c->tie_word_embeddings};
-    uint64_t h = 1469598103934665603ull;
-    const unsigned char *b[] = {(const unsigned char *)f, (const unsigned char *)n};
-    size_t len[] = {sizeof f, sizeof n};
-    for (int k = 0; k < 2; k++)
-        for (size_t i = 0; i < len[k]; i++)
-            h = (h ^ b[k][i]) * 1099511628211ull;
-    return h;
+    return mpi_key_add(mpi_key_add(MPI_KEY_START, f, sizeof f), n, sizeof n);
 }
 
 int session_open(session *s, star_flags *flags)

@@ -57,15 +57,6 @@ static void bind_near(const char *bus_id)
     hwloc_topology_destroy(topo);
 }
 
-/* FNV-1a of S: the same cores give the same key on every rank of a node. */
-static uint64_t key_of(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 void device_share_threads(int local_size)
 {
     int decide = getenv("OMP_NUM_THREADS") == NULL;
@@ -83,7 +74,8 @@ void device_share_threads(int local_size)
     }
     /* Every rank of the node takes part, whatever it found: a rank that left the count out
      * would leave the others waiting. Those that do not decide pass 0 and act on nothing. */
-    uint64_t key = cpus && cores > 0 ? key_of(cpus) : 0;
+    /* the same cores give the same key on every rank of a node */
+    uint64_t key = cpus && cores > 0 ? mpi_key_add(MPI_KEY_START, cpus, strlen(cpus)) : 0;
     int sharing = local_size > 1 ? mpi_local_count(key) : 1;
     if (key && sharing > 1) {
         int threads = cores / sharing > 1 ? cores / sharing : 1;

@@ -78,6 +78,14 @@ double mpi_all_max(double v)
     return max;
 }
 
+uint64_t mpi_key_add(uint64_t key, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        key = (key ^ b[i]) * 1099511628211ull;
+    return key;
+}
+
 int mpi_first_failing(int ok)
 {
     int mine = ok ? INT_MAX : mpi_rank(), first = INT_MAX;

@@ -4,6 +4,7 @@
 #define STARINFER_RUNTIME_MPI_CHECK_H
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/check.h"
@@ -26,6 +27,10 @@ int mpi_all_ok(int ok);
 /* How many ranks of this node pass the same KEY as this one (itself included); collective over
  * the node's ranks. */
 int mpi_local_count(uint64_t key);
+/* Keys that ranks compare (mpi_first_differing, mpi_local_count): FNV-1a over N bytes at P,
+ * continuing KEY (MPI_KEY_START for a new one). */
+#define MPI_KEY_START 1469598103934665603ull
+uint64_t mpi_key_add(uint64_t key, const void *p, size_t n);
 /* The lowest rank whose KEY differs from rank 0's, on every rank; -1 when all match. */
 int mpi_first_differing(uint64_t key);
 /* The lowest rank where OK is false, on every rank; -1 when it holds everywhere. */
