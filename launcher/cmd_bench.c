@@ -330,7 +330,7 @@ static void measure_rates(bench_run *br, int sustained_s)
                    br->base.matmul_sustained_flops_per_s / 1e12, sustained_s);
         }
     }
-    mpiCheck(MPI_Barrier(MPI_COMM_WORLD));
+    mpi_wait_all();
 }
 
 static int serve(const session *se, const bench_opts *o)

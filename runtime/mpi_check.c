@@ -78,6 +78,11 @@ double mpi_all_max(double v)
     return max;
 }
 
+void mpi_wait_all(void)
+{
+    mpiCheck(MPI_Barrier(MPI_COMM_WORLD));
+}
+
 uint64_t mpi_key_add(uint64_t key, const void *p, size_t n)
 {
     const unsigned char *b = p;

@@ -37,6 +37,8 @@ int mpi_first_differing(uint64_t key);
 int mpi_first_failing(int ok);
 /* The largest V of every rank of MPI_COMM_WORLD, on every rank. */
 double mpi_all_max(double v);
+/* Returns once every rank of MPI_COMM_WORLD has called it. */
+void mpi_wait_all(void);
 /* This rank's index among the ranks of its node, and how many share the node. */
 void mpi_local_rank(int *local_rank, int *local_size);
 
